@@ -1,0 +1,11 @@
+//! Sans-IO protocol logic of ftsplice. Everything here takes `now` and packets
+//! in and gives packets, timers and events out: no clocks, threads or sockets.
+//!
+//! State machines share one API shape: `handle_*(now, input)`,
+//! `poll_transmit()`, `poll_timeout()`, `poll_event()`.
+#![forbid(unsafe_code)]
+
+pub mod splice;
+pub mod time;
+
+pub use time::Instant;

@@ -1,0 +1,1 @@
+//! Packet translation through a splice (owned by the wire+translate work).
