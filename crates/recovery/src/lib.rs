@@ -3,3 +3,8 @@
 //! transactionalizer, transaction tags, the adaptive failure detector and the
 //! recovery planner.
 #![forbid(unsafe_code)]
+
+pub mod log;
+pub mod offsets;
+
+pub use offsets::SeqSpace;
