@@ -4,8 +4,16 @@
 set -euo pipefail
 
 PKGS=(
-    iproute2       # ip netns / veth for the testbed
+    iproute2       # ip netns / veth for the testbed, tc for BPF attach
     ethtool
+    clang          # compiles crates/bpf/c to BPF objects (build.rs)
+    llvm           # llvm-objdump / llvm-strip for inspecting BPF objects
+    libbpf-dev     # <bpf/bpf_helpers.h>, <bpf/bpf_endian.h> for the BPF C
+    linux-libc-dev # <linux/bpf.h>, <linux/pkt_cls.h>, ... (kernel UAPI)
+    iperf3         # testbed throughput runs
+    nginx          # unmodified backends in the testbed
+    haproxy        # the HAProxy baseline of `ftsplice bench`
+    curl           # unmodified clients in the testbed
 )
 
 missing=()

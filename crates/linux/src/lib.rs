@@ -1,2 +1,23 @@
-//! Kernel glue: network namespaces and veth pairs, TCP_REPAIR, raw sockets.
-//! This is the only crate allowed `unsafe`; every block carries a `// SAFETY:` line.
+//! Kernel glue: network namespaces and veth pairs, TCP_REPAIR, raw `bpf()`
+//! calls. This is the only crate allowed `unsafe`; every block carries a
+//! `// SAFETY:` line.
+//!
+//! Everything that touches the network does so inside namespaces the caller
+//! creates ([`NetNs`], [`Topology`]); [`Topology`] refuses addresses outside
+//! the benchmarking range 198.18.0.0/15.
+
+mod cmd;
+mod error;
+mod netns;
+mod privilege;
+pub mod repair;
+mod topology;
+
+pub use cmd::run_cmd;
+pub use error::Error;
+pub use netns::{unique_name, NetNs};
+pub use privilege::{is_root, skip_unless_root};
+pub use repair::{FrozenSocket, Queue, RepairWindow, SocketState, TcpInfoLite};
+pub use topology::{check_test_addr, Link, Topology};
+
+pub type Result<T, E = Error> = core::result::Result<T, E>;

@@ -1,0 +1,164 @@
+//! TCP_REPAIR on real kernel connections between two namespaces: frozen
+//! sequence numbers agree with the bytes exchanged, a frozen socket closes
+//! without FIN/RST, and a snapshot restores into a working connection.
+
+use ftsplice_linux::repair::{self, TCP_ESTABLISHED};
+use ftsplice_linux::{skip_unless_root, FrozenSocket, Topology};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 40, 1);
+const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 40, 2);
+
+/// Two namespaces joined by veth, and a connected (client, server) pair.
+fn connected_pair() -> (Topology, usize, TcpStream, TcpStream) {
+    let mut t = Topology::new();
+    let c = t.add_node("rc").unwrap();
+    let s = t.add_node("rs").unwrap();
+    t.link(c, CLIENT, s, SERVER, 24).unwrap();
+    let listener = t
+        .node(s)
+        .run(|| TcpListener::bind((SERVER, 0)).unwrap())
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let client = t
+        .node(c)
+        .run(move || TcpStream::connect((SERVER, port)).unwrap())
+        .unwrap();
+    let (server, _) = listener.accept().unwrap();
+    for s in [&client, &server] {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    (t, c, client, server)
+}
+
+fn pattern(len: usize, salt: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ salt)
+        .collect()
+}
+
+/// Waits until everything `s` sent is acknowledged.
+fn wait_acked(s: &TcpStream) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while repair::outq(s.as_raw_fd()).unwrap() != 0 {
+        assert!(Instant::now() < deadline, "data never acknowledged");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn frozen_seqs_match_bytes_exchanged_and_close_is_silent() {
+    if skip_unless_root("frozen_seqs_match_bytes_exchanged_and_close_is_silent") {
+        return;
+    }
+    let (_t, _c, mut client, mut server) = connected_pair();
+
+    // Round 1: freeze both ends right after the handshake.
+    let c0 = FrozenSocket::freeze(client).unwrap();
+    let s0 = FrozenSocket::freeze(server).unwrap();
+    assert_eq!(c0.state().snd_nxt, s0.state().rcv_nxt);
+    assert_eq!(s0.state().snd_nxt, c0.state().rcv_nxt);
+    assert_eq!(c0.state().local, s0.state().remote);
+    let (c_seq0, s_seq0) = (c0.state().snd_nxt, s0.state().snd_nxt);
+    client = c0.thaw().unwrap();
+    server = s0.thaw().unwrap();
+
+    // Exchange 3000 bytes up and 1200 down; leave 200 unread at the server.
+    let up = pattern(3000, 7);
+    let down = pattern(1200, 9);
+    client.write_all(&up).unwrap();
+    let mut got = vec![0u8; 2800];
+    server.read_exact(&mut got).unwrap();
+    assert_eq!(got, up[..2800]);
+    server.write_all(&down).unwrap();
+    let mut got = vec![0u8; 1200];
+    client.read_exact(&mut got).unwrap();
+    assert_eq!(got, down);
+    wait_acked(&client);
+    wait_acked(&server);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while repair::inq(server.as_raw_fd()).unwrap() != 200 {
+        assert!(Instant::now() < deadline, "last bytes never arrived");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+
+    let c1 = FrozenSocket::freeze(client).unwrap();
+    let s1 = FrozenSocket::freeze(server).unwrap();
+    let (cs, ss) = (c1.state().clone(), s1.state().clone());
+    assert_eq!(cs.snd_nxt.wrapping_sub(c_seq0), 3000);
+    assert_eq!(ss.snd_nxt.wrapping_sub(s_seq0), 1200);
+    assert_eq!(cs.snd_una, cs.snd_nxt, "all acknowledged");
+    assert_eq!(cs.snd_nxt, ss.rcv_nxt);
+    assert_eq!(ss.snd_nxt, cs.rcv_nxt);
+    assert_eq!(ss.recv_queue, up[2800..], "unread bytes are the last 200");
+    assert!(cs.send_queue.is_empty());
+    // Both ends negotiated the Linux defaults, consistently.
+    for st in [&cs, &ss] {
+        assert_eq!(st.info.state, TCP_ESTABLISHED);
+        assert!(st.info.timestamps && st.info.sack && st.info.wscale_ok);
+        assert!(st.mss > 500 && st.mss <= 1460, "mss {}", st.mss);
+    }
+    assert_eq!(cs.info.snd_wscale, ss.info.rcv_wscale);
+    assert_eq!(cs.info.rcv_wscale, ss.info.snd_wscale);
+    // The client's window as the server sees it, and vice versa.
+    assert!(cs.window.snd_wnd > 0 && ss.window.snd_wnd > 0);
+
+    // Close the client silently; the server must see neither FIN nor RST.
+    c1.close_silently();
+    let mut server = s1.thaw().unwrap();
+    let mut rest = [0u8; 200];
+    server.read_exact(&mut rest).unwrap();
+    server.set_nonblocking(true).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    let mut b = [0u8; 1];
+    match server.read(&mut b) {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        Ok(0) => panic!("server saw a FIN"),
+        other => panic!("server saw {other:?}"),
+    }
+    let info = repair::tcp_info(server.as_raw_fd()).unwrap();
+    assert_eq!(info.state, TCP_ESTABLISHED, "server still established");
+}
+
+#[test]
+fn restored_socket_continues_the_connection() {
+    if skip_unless_root("restored_socket_continues_the_connection") {
+        return;
+    }
+    let (t, c, mut client, mut server) = connected_pair();
+    client.write_all(b"hello").unwrap();
+    let mut b = [0u8; 5];
+    server.read_exact(&mut b).unwrap();
+    // Leave 4 bytes unread in the client's receive queue.
+    server.write_all(b"ping").unwrap();
+    wait_acked(&server);
+    wait_acked(&client);
+
+    let frozen = FrozenSocket::freeze(client).unwrap();
+    let state = frozen.state().clone();
+    assert_eq!(state.recv_queue, b"ping");
+    frozen.close_silently();
+
+    let mut restored = t
+        .node(c)
+        .run(move || FrozenSocket::restore(&state))
+        .unwrap()
+        .unwrap();
+    restored
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut b = [0u8; 4];
+    restored.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"ping");
+    let big = pattern(100_000, 3);
+    restored.write_all(&big).unwrap();
+    let mut got = vec![0u8; big.len()];
+    server.read_exact(&mut got).unwrap();
+    assert!(got == big, "bytes after restore differ");
+    server.write_all(b"pong").unwrap();
+    restored.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"pong");
+}
