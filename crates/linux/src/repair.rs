@@ -12,7 +12,7 @@
 
 use crate::{Error, Result};
 use std::mem::{size_of, MaybeUninit};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{SocketAddr, SocketAddrV4, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 // Kernel UAPI values (include/uapi/linux/tcp.h, asm-generic/ioctls.h).
@@ -529,6 +529,7 @@ fn sockaddr_in(addr: SocketAddrV4) -> libc::sockaddr_in {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn sockaddr_is_network_order() {
