@@ -5,7 +5,14 @@
 //! `poll_transmit()`, `poll_timeout()`, `poll_event()`.
 #![forbid(unsafe_code)]
 
+pub mod detector;
+pub mod hash;
+pub mod heartbeat;
+pub mod ids;
+pub mod lb;
+pub mod rng;
 pub mod splice;
 pub mod time;
 
+pub use ids::ProxyId;
 pub use time::Instant;

@@ -21,6 +21,7 @@
 
 use core::net::SocketAddrV4;
 
+pub mod table;
 mod translate;
 
 /// Which way a packet travels through the splice.
