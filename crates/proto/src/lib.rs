@@ -10,8 +10,12 @@ pub mod hash;
 pub mod heartbeat;
 pub mod ids;
 pub mod lb;
+pub mod owner;
+pub mod replication;
 pub mod rng;
+pub mod route;
 pub mod splice;
+pub mod teardown;
 pub mod time;
 
 pub use ids::ProxyId;

@@ -190,6 +190,11 @@ impl SpliceTable {
         self.by_id.values()
     }
 
+    /// Splices with id ≥ `from`, in id order (snapshot chunks).
+    pub fn range_from(&self, from: SpliceId) -> impl Iterator<Item = &Splice> + '_ {
+        self.by_id.range(from..).map(|(_, s)| s)
+    }
+
     /// Splice ids in id order.
     pub fn ids(&self) -> impl Iterator<Item = SpliceId> + '_ {
         self.by_id.keys().copied()
