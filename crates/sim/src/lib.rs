@@ -2,3 +2,15 @@
 //! workloads and scenarios, driving the same sans-IO protocol logic as the
 //! Linux daemons.
 #![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod net;
+pub mod report;
+pub mod roles;
+pub mod stats;
+
+pub use engine::fault::Fault;
+pub use engine::sim::{NodeOpts, Sim};
+pub use engine::time::SimTime;
+pub use net::link::{LinkConfig, LinkId};
+pub use net::node::{Ctx, Frame, IfaceId, Node, NodeId};

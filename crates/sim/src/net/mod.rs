@@ -1,0 +1,7 @@
+//! The network: nodes and their interfaces, links, switches, captures.
+
+pub mod link;
+pub mod node;
+pub mod pcap;
+pub mod switch;
+pub mod udp;

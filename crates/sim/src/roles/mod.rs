@@ -1,0 +1,3 @@
+//! What runs on simulated machines.
+
+pub mod traffic;
