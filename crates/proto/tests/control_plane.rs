@@ -44,7 +44,10 @@ impl Proxy {
             id,
             alive: true,
             hb: HeartbeatSender::new(now, id, u32::from(id.0), HB, 100),
-            peers: FailureDetector::new(DetectorConfig { interval: HB, missed: 3 }),
+            peers: FailureDetector::new(DetectorConfig {
+                interval: HB,
+                missed: 3,
+            }),
             rep: Replicator::new(ReplicatorConfig::new(id)),
             td: Teardown::new(now, id, cfg),
             codec: Codec::new(Some(KEY)),
@@ -85,7 +88,10 @@ impl Tier {
         let now = Instant::ZERO;
         Tier {
             now,
-            lb_detector: FailureDetector::new(DetectorConfig { interval: HB, missed: 3 }),
+            lb_detector: FailureDetector::new(DetectorConfig {
+                interval: HB,
+                missed: 3,
+            }),
             lb: Balancer::new(LbMode::FlowHash),
             proxies: (1..=n).map(|i| Proxy::new(now, i)).collect(),
         }
@@ -154,11 +160,17 @@ impl Tier {
                         TeardownAction::SendFin { id, dir } => {
                             let peers: Vec<ProxyId> = p.rep.peers().collect();
                             for to in peers {
-                                wire.push((to, p.codec.encode(p.id, &Message::Fin { id, dir }).unwrap()));
+                                wire.push((
+                                    to,
+                                    p.codec.encode(p.id, &Message::Fin { id, dir }).unwrap(),
+                                ));
                             }
                         }
                         TeardownAction::SendActivity { to, ids } => {
-                            wire.push((to, p.codec.encode(p.id, &Message::Activity { ids }).unwrap()));
+                            wire.push((
+                                to,
+                                p.codec.encode(p.id, &Message::Activity { ids }).unwrap(),
+                            ));
                         }
                     }
                 }
@@ -178,7 +190,9 @@ impl Tier {
                 break;
             }
             for (to, bytes) in wire {
-                let Some(p) = self.proxies.iter_mut().find(|p| p.id == to && p.alive) else { continue };
+                let Some(p) = self.proxies.iter_mut().find(|p| p.id == to && p.alive) else {
+                    continue;
+                };
                 let env = p.codec.decode(&bytes).unwrap();
                 match env.msg {
                     Message::Fin { id, dir } => p.td.handle_fin(now, id, dir),
@@ -203,14 +217,26 @@ impl Tier {
         let now = self.now;
         let i = self.idx(at);
         let p = &mut self.proxies[i];
-        let s = p.rep.table().get(id).cloned().expect("splice missing at relaying proxy");
+        let s = p
+            .rep
+            .table()
+            .get(id)
+            .cloned()
+            .expect("splice missing at relaying proxy");
         let (src, dst) = s.incoming_tuple(dir);
-        assert_eq!(p.rep.table_mut().lookup(src, dst).map(|(s, d)| (s.id, d)), Some((id, dir)));
+        assert_eq!(
+            p.rep.table_mut().lookup(src, dst).map(|(s, d)| (s.id, d)),
+            Some((id, dir))
+        );
         p.td.handle_packet(now, id, dir, fin, rst);
     }
 
     fn holders(&self, id: SpliceId) -> Vec<ProxyId> {
-        self.proxies.iter().filter(|p| p.alive && p.rep.table().get(id).is_some()).map(|p| p.id).collect()
+        self.proxies
+            .iter()
+            .filter(|p| p.alive && p.rep.table().get(id).is_some())
+            .map(|p| p.id)
+            .collect()
     }
 }
 
@@ -243,7 +269,9 @@ fn proxy_tier_survives_crash_resyncs_joiner_and_tears_down_everywhere() {
     let d = detected.unwrap();
     assert!(d >= 2 * HB && d <= 3 * HB, "detected after {d:?}");
     for port in 0..200 {
-        let chosen = t.lb.choose(t.now, addr(1, 1, 10_000 + port), addr(0, 100, 80)).unwrap();
+        let chosen =
+            t.lb.choose(t.now, addr(1, 1, 10_000 + port), addr(0, 100, 80))
+                .unwrap();
         assert_ne!(chosen, ProxyId(1));
     }
     t.relay(ProxyId(2), ids[0], Direction::ClientToServer, false, false);
@@ -255,7 +283,10 @@ fn proxy_tier_survives_crash_resyncs_joiner_and_tears_down_everywhere() {
     assert_eq!(t.lb.proxies().len(), 3);
     let p4 = &t.proxies[3];
     assert_eq!(p4.rep.table().len(), 30);
-    assert_eq!(t.proxies[1].rep.table().iter().collect::<Vec<_>>(), p4.rep.table().iter().collect::<Vec<_>>());
+    assert_eq!(
+        t.proxies[1].rep.table().iter().collect::<Vec<_>>(),
+        p4.rep.table().iter().collect::<Vec<_>>()
+    );
 
     // A connection closes: client FIN through p2, server FIN through p4,
     // final ACK through p3. After the linger its owner deletes it and the
@@ -266,9 +297,17 @@ fn proxy_tier_survives_crash_resyncs_joiner_and_tears_down_everywhere() {
     t.relay(ProxyId(4), closing, Direction::ServerToClient, true, false);
     t.relay(ProxyId(3), closing, Direction::ClientToServer, false, false);
     t.run_for(Duration::from_millis(1_500));
-    assert_eq!(t.holders(closing).len(), 3, "deleted before the linger ended");
+    assert_eq!(
+        t.holders(closing).len(),
+        3,
+        "deleted before the linger ended"
+    );
     t.run_for(Duration::from_millis(700));
-    assert!(t.holders(closing).is_empty(), "still held by {:?}", t.holders(closing));
+    assert!(
+        t.holders(closing).is_empty(),
+        "still held by {:?}",
+        t.holders(closing)
+    );
 
     // A reset through p3 deletes at once everywhere.
     let reset = ids[2];
