@@ -1,0 +1,76 @@
+//! `agent.toml`: a backend's split-splice agent. It receives splices for its
+//! backend from the proxies over the authenticated replication channel and
+//! installs them on the backend's egress.
+//!
+//! ```toml
+//! id = 100
+//! backend = "198.18.3.2:80"
+//! vip = "198.18.0.10:80"
+//! interface = "e0"
+//! metrics = "198.18.3.2:9100"
+//!
+//! [replication]
+//! listen = "198.18.3.2:7100"
+//! psk = "<64 hex digits>"
+//! ```
+
+use super::common::*;
+use super::proxy::{validate_replication, RawReplication, ReplicationConfig};
+use serde::Deserialize;
+use std::net::SocketAddrV4;
+use std::path::Path;
+use toml::Spanned;
+
+/// A validated `agent.toml`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// Id on the replication channel (distinct from every proxy's).
+    pub id: u16,
+    pub backend: SocketAddrV4,
+    pub vip: SocketAddrV4,
+    pub interface: Option<String>,
+    pub metrics: Option<SocketAddrV4>,
+    pub replication: ReplicationConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    id: Spanned<u16>,
+    backend: Spanned<String>,
+    vip: Spanned<String>,
+    interface: Option<Spanned<String>>,
+    metrics: Option<Spanned<String>>,
+    replication: RawReplication,
+    #[serde(default)]
+    log: RawLog,
+}
+
+impl AgentConfig {
+    pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
+        AgentConfig::from_source(&Source::read(path)?)
+    }
+
+    pub fn from_source(src: &Source) -> Result<AgentConfig, ConfigError> {
+        let raw: Raw = src.parse()?;
+        let id = within(src, &raw.id, "id", 1, u16::MAX)?;
+        Ok(AgentConfig {
+            id,
+            backend: service_addr(src, &raw.backend, "backend")?,
+            vip: service_addr(src, &raw.vip, "vip")?,
+            interface: raw
+                .interface
+                .as_ref()
+                .map(|v| ifname(src, v, "interface"))
+                .transpose()?,
+            metrics: raw
+                .metrics
+                .as_ref()
+                .map(|v| sock_addr(src, v, "metrics"))
+                .transpose()?,
+            replication: validate_replication(src, &raw.replication, id)?,
+            log: raw.log.validate(src)?,
+        })
+    }
+}

@@ -1,0 +1,552 @@
+//! `proxy.toml`: service address, shared splice address and this proxy's
+//! port partition, request-head limits, heartbeats to the lb(s), the
+//! replication channel, backend pools and L7 routing rules.
+//!
+//! ```toml
+//! id = 1
+//! vip = "198.18.0.10:80"
+//! ssa = "198.18.4.1"
+//! ssa_ports = "40000-44999"
+//! ssa_bind = "freebind"          # or "transparent", "local"
+//! mss_clamp = 1400
+//! interface = "e0"               # data-plane device (BPF attach)
+//! metrics = "198.18.2.1:9100"
+//! default_pool = "web"
+//!
+//! [head]
+//! max_bytes = 8192
+//! timeout_ms = 5000
+//!
+//! [heartbeat]
+//! lb = ["198.18.1.1:7000"]
+//! interval_ms = 10
+//!
+//! [replication]
+//! listen = "198.18.2.1:7100"
+//! psk = "<64 hex digits>"
+//! ack_timeout_ms = 200
+//! [[replication.peers]]
+//! id = 2
+//! addr = "198.18.2.2:7100"
+//!
+//! [[pool]]
+//! name = "web"
+//! backends = ["198.18.3.2:80"]
+//! policy = "round-robin"         # or "hash"
+//!
+//! [[route]]
+//! host = "*.example.com"         # exact, "*.suffix", or absent = any
+//! path_prefix = "/api"
+//! method = "GET"
+//! pool = "web"
+//! ```
+
+use super::common::*;
+use core::ops::RangeInclusive;
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::Path;
+use std::time::Duration;
+use toml::Spanned;
+
+/// How the proxy sources backend connections from the shared splice address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SsaBind {
+    /// `IP_FREEBIND`: bind to the SSA even if no local interface has it.
+    Freebind,
+    /// `IP_TRANSPARENT` (needs CAP_NET_ADMIN and policy routing for replies).
+    Transparent,
+    /// The SSA is configured on a local interface; plain bind.
+    Local,
+}
+
+/// Request-head limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadConfig {
+    pub max_bytes: usize,
+    pub max_headers: usize,
+    /// From accept to a complete head.
+    pub timeout: Duration,
+}
+
+/// Where heartbeats go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeartbeatTarget {
+    /// The lb and its backups.
+    pub lb: Vec<SocketAddrV4>,
+    pub interval: Duration,
+    /// Workload factor announced (share of capacity, 1..=1000).
+    pub workload: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicationPeer {
+    pub id: u16,
+    pub addr: SocketAddrV4,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    pub listen: SocketAddrV4,
+    /// Pre-shared key authenticating every replication message.
+    pub psk: [u8; 32],
+    pub peers: Vec<ReplicationPeer>,
+    /// How long a splice creation waits for the first peer ack.
+    pub ack_timeout: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolPolicy {
+    RoundRobin,
+    Hash,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pool {
+    pub name: String,
+    pub backends: Vec<SocketAddrV4>,
+    pub policy: PoolPolicy,
+}
+
+/// One L7 rule; absent conditions match anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteRule {
+    /// Exact host, or `*.suffix` (the domain and its subdomains).
+    pub host: Option<String>,
+    pub path_prefix: Option<String>,
+    pub method: Option<String>,
+    pub pool: String,
+}
+
+/// A validated `proxy.toml`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyConfig {
+    pub id: u16,
+    pub vip: SocketAddrV4,
+    pub ssa: Ipv4Addr,
+    pub ssa_ports: RangeInclusive<u16>,
+    pub ssa_bind: SsaBind,
+    /// MSS set on backend connections (`TCP_MAXSEG`) so spliced segments
+    /// fit both paths.
+    pub mss_clamp: Option<u16>,
+    pub interface: Option<String>,
+    pub metrics: Option<SocketAddrV4>,
+    pub head: HeadConfig,
+    pub heartbeat: Option<HeartbeatTarget>,
+    pub replication: Option<ReplicationConfig>,
+    pub pools: Vec<Pool>,
+    pub routes: Vec<RouteRule>,
+    pub default_pool: Option<String>,
+    /// Largest number of splice creations in flight.
+    pub max_pending: usize,
+    pub log: LogConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    id: Spanned<u16>,
+    vip: Spanned<String>,
+    ssa: Spanned<String>,
+    ssa_ports: Spanned<String>,
+    ssa_bind: Option<Spanned<String>>,
+    mss_clamp: Option<Spanned<u16>>,
+    interface: Option<Spanned<String>>,
+    metrics: Option<Spanned<String>>,
+    default_pool: Option<Spanned<String>>,
+    max_pending: Option<Spanned<u32>>,
+    #[serde(default)]
+    head: RawHead,
+    heartbeat: Option<RawHeartbeat>,
+    replication: Option<RawReplication>,
+    #[serde(default)]
+    pool: Vec<RawPool>,
+    #[serde(default)]
+    route: Vec<RawRoute>,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHead {
+    max_bytes: Option<Spanned<u32>>,
+    max_headers: Option<Spanned<u32>>,
+    timeout_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeartbeat {
+    lb: Spanned<Vec<Spanned<String>>>,
+    interval_ms: Option<Spanned<u64>>,
+    workload: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReplication {
+    listen: Spanned<String>,
+    psk: Option<Spanned<String>>,
+    psk_file: Option<Spanned<String>>,
+    ack_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    peers: Vec<RawPeer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeer {
+    id: Spanned<u16>,
+    addr: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    name: Spanned<String>,
+    backends: Spanned<Vec<Spanned<String>>>,
+    policy: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    host: Option<Spanned<String>>,
+    path_prefix: Option<Spanned<String>>,
+    method: Option<Spanned<String>>,
+    pool: Spanned<String>,
+}
+
+impl ProxyConfig {
+    pub fn load(path: &Path) -> Result<ProxyConfig, ConfigError> {
+        ProxyConfig::from_source(&Source::read(path)?)
+    }
+
+    pub fn from_source(src: &Source) -> Result<ProxyConfig, ConfigError> {
+        let raw: Raw = src.parse()?;
+        let id = within(src, &raw.id, "id", 1, u16::MAX)?;
+        let vip = service_addr(src, &raw.vip, "vip")?;
+        let ssa = ip_addr(src, &raw.ssa, "ssa")?;
+        let ssa_ports = port_range(src, &raw.ssa_ports, "ssa_ports")?;
+        let ssa_bind = match &raw.ssa_bind {
+            None => SsaBind::Freebind,
+            Some(v) => match v.get_ref().as_str() {
+                "freebind" => SsaBind::Freebind,
+                "transparent" => SsaBind::Transparent,
+                "local" => SsaBind::Local,
+                o => {
+                    return Err(src.err(
+                        v.span(),
+                        "ssa_bind",
+                        format!("'{o}' is not one of 'freebind', 'transparent', 'local'"),
+                    ))
+                }
+            },
+        };
+        let mss_clamp = raw
+            .mss_clamp
+            .as_ref()
+            .map(|v| within(src, v, "mss_clamp", 536, 9000))
+            .transpose()?;
+        let interface = raw
+            .interface
+            .as_ref()
+            .map(|v| ifname(src, v, "interface"))
+            .transpose()?;
+        let metrics = raw
+            .metrics
+            .as_ref()
+            .map(|v| sock_addr(src, v, "metrics"))
+            .transpose()?;
+        let head = HeadConfig {
+            max_bytes: opt_within(
+                src,
+                &raw.head.max_bytes,
+                "head.max_bytes",
+                256,
+                65_536,
+                8192,
+            )? as usize,
+            max_headers: opt_within(src, &raw.head.max_headers, "head.max_headers", 1, 1000, 100)?
+                as usize,
+            timeout: Duration::from_millis(opt_within(
+                src,
+                &raw.head.timeout_ms,
+                "head.timeout_ms",
+                1,
+                600_000,
+                5000,
+            )?),
+        };
+        let heartbeat = raw
+            .heartbeat
+            .as_ref()
+            .map(|h| validate_heartbeat(src, h))
+            .transpose()?;
+        let replication = raw
+            .replication
+            .as_ref()
+            .map(|r| validate_replication(src, r, id))
+            .transpose()?;
+        let pools = validate_pools(src, &raw.pool)?;
+        let names: BTreeSet<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+        let mut routes = Vec::new();
+        for (i, r) in raw.route.iter().enumerate() {
+            routes.push(validate_route(src, r, i, &names)?);
+        }
+        let default_pool = match &raw.default_pool {
+            None => None,
+            Some(v) if names.contains(v.get_ref().as_str()) => Some(v.get_ref().clone()),
+            Some(v) => {
+                return Err(src.err(
+                    v.span(),
+                    "default_pool",
+                    format!("no [[pool]] named '{}'", v.get_ref()),
+                ))
+            }
+        };
+        if routes.is_empty() && default_pool.is_none() {
+            return Err(ConfigError {
+                file: src.file.clone(),
+                line: None,
+                key: Some("default_pool".into()),
+                msg: "no [[route]] and no default_pool: no request could be routed".into(),
+            });
+        }
+        let max_pending =
+            opt_within(src, &raw.max_pending, "max_pending", 1, 1_000_000, 4096)? as usize;
+        Ok(ProxyConfig {
+            id,
+            vip,
+            ssa,
+            ssa_ports,
+            ssa_bind,
+            mss_clamp,
+            interface,
+            metrics,
+            head,
+            heartbeat,
+            replication,
+            pools,
+            routes,
+            default_pool,
+            max_pending,
+            log: raw.log.validate(src)?,
+        })
+    }
+}
+
+fn opt_within<T>(
+    src: &Source,
+    v: &Option<Spanned<T>>,
+    key: &str,
+    lo: T,
+    hi: T,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T: Copy + PartialOrd + core::fmt::Display,
+{
+    match v {
+        None => Ok(default),
+        Some(v) => within(src, v, key, lo, hi),
+    }
+}
+
+fn validate_heartbeat(src: &Source, h: &RawHeartbeat) -> Result<HeartbeatTarget, ConfigError> {
+    if h.lb.get_ref().is_empty() {
+        return Err(src.err(h.lb.span(), "heartbeat.lb", "needs at least one lb address"));
+    }
+    let lb =
+        h.lb.get_ref()
+            .iter()
+            .map(|a| service_addr(src, a, "heartbeat.lb"))
+            .collect::<Result<Vec<_>, _>>()?;
+    Ok(HeartbeatTarget {
+        lb,
+        interval: Duration::from_millis(opt_within(
+            src,
+            &h.interval_ms,
+            "heartbeat.interval_ms",
+            10,
+            5000,
+            10,
+        )?),
+        workload: opt_within(src, &h.workload, "heartbeat.workload", 1, 1000, 100)?,
+    })
+}
+
+pub(crate) fn validate_replication(
+    src: &Source,
+    r: &RawReplication,
+    me: u16,
+) -> Result<ReplicationConfig, ConfigError> {
+    let listen = service_addr(src, &r.listen, "replication.listen")?;
+    let psk = match (&r.psk, &r.psk_file) {
+        (Some(k), None) => psk_hex(src, k, "replication.psk")?,
+        (None, Some(f)) => {
+            let text = std::fs::read_to_string(f.get_ref()).map_err(|e| {
+                src.err(
+                    f.span(),
+                    "replication.psk_file",
+                    format!("cannot read '{}': {e}", f.get_ref()),
+                )
+            })?;
+            parse_hex32(text.trim()).ok_or_else(|| {
+                src.err(
+                    f.span(),
+                    "replication.psk_file",
+                    format!("'{}' must hold 64 hex digits (a 32-byte key)", f.get_ref()),
+                )
+            })?
+        }
+        (Some(k), Some(_)) => {
+            return Err(src.err(
+                k.span(),
+                "replication.psk",
+                "give either psk or psk_file, not both",
+            ))
+        }
+        (None, None) => return Err(src.missing("replication.psk")),
+    };
+    let mut seen = BTreeSet::new();
+    let mut peers = Vec::new();
+    for p in &r.peers {
+        let id = within(src, &p.id, "replication.peers.id", 1, u16::MAX)?;
+        if id == me {
+            return Err(src.err(
+                p.id.span(),
+                "replication.peers.id",
+                format!("{id} is this proxy's own id"),
+            ));
+        }
+        if !seen.insert(id) {
+            return Err(src.err(
+                p.id.span(),
+                "replication.peers.id",
+                format!("peer id {id} appears twice"),
+            ));
+        }
+        peers.push(ReplicationPeer {
+            id,
+            addr: service_addr(src, &p.addr, "replication.peers.addr")?,
+        });
+    }
+    Ok(ReplicationConfig {
+        listen,
+        psk,
+        peers,
+        ack_timeout: Duration::from_millis(opt_within(
+            src,
+            &r.ack_timeout_ms,
+            "replication.ack_timeout_ms",
+            1,
+            60_000,
+            200,
+        )?),
+    })
+}
+
+fn validate_pools(src: &Source, raw: &[RawPool]) -> Result<Vec<Pool>, ConfigError> {
+    let mut pools: Vec<Pool> = Vec::new();
+    for p in raw {
+        let name = p.name.get_ref();
+        if name.is_empty() {
+            return Err(src.err(p.name.span(), "pool.name", "must not be empty"));
+        }
+        if pools.iter().any(|q| &q.name == name) {
+            return Err(src.err(
+                p.name.span(),
+                "pool.name",
+                format!("pool '{name}' is defined twice"),
+            ));
+        }
+        if p.backends.get_ref().is_empty() {
+            return Err(src.err(
+                p.backends.span(),
+                "pool.backends",
+                format!("pool '{name}' has no backends"),
+            ));
+        }
+        let backends = p
+            .backends
+            .get_ref()
+            .iter()
+            .map(|a| service_addr(src, a, "pool.backends"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let policy = match &p.policy {
+            None => PoolPolicy::RoundRobin,
+            Some(v) => match v.get_ref().as_str() {
+                "round-robin" => PoolPolicy::RoundRobin,
+                "hash" => PoolPolicy::Hash,
+                o => {
+                    return Err(src.err(
+                        v.span(),
+                        "pool.policy",
+                        format!("'{o}' is not one of 'round-robin', 'hash'"),
+                    ))
+                }
+            },
+        };
+        pools.push(Pool {
+            name: name.clone(),
+            backends,
+            policy,
+        });
+    }
+    Ok(pools)
+}
+
+fn validate_route(
+    src: &Source,
+    r: &RawRoute,
+    _index: usize,
+    pools: &BTreeSet<&str>,
+) -> Result<RouteRule, ConfigError> {
+    if !pools.contains(r.pool.get_ref().as_str()) {
+        return Err(src.err(
+            r.pool.span(),
+            "route.pool",
+            format!("no [[pool]] named '{}'", r.pool.get_ref()),
+        ));
+    }
+    if let Some(h) = &r.host {
+        let t = h.get_ref();
+        let name = t.strip_prefix("*.").unwrap_or(t);
+        if name.is_empty()
+            || name.contains('*')
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == ':')
+        {
+            return Err(src.err(
+                h.span(),
+                "route.host",
+                format!("'{t}' is not a host name or *.domain pattern"),
+            ));
+        }
+    }
+    if let Some(p) = &r.path_prefix {
+        if !p.get_ref().starts_with('/') {
+            return Err(src.err(p.span(), "route.path_prefix", "must start with '/'"));
+        }
+    }
+    if let Some(m) = &r.method {
+        let t = m.get_ref();
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(src.err(
+                m.span(),
+                "route.method",
+                format!("'{t}' is not an HTTP method (upper-case letters)"),
+            ));
+        }
+    }
+    Ok(RouteRule {
+        host: r.host.as_ref().map(|h| h.get_ref().to_ascii_lowercase()),
+        path_prefix: r.path_prefix.as_ref().map(|p| p.get_ref().clone()),
+        method: r.method.as_ref().map(|m| m.get_ref().clone()),
+        pool: r.pool.get_ref().clone(),
+    })
+}
