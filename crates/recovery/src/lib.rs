@@ -8,3 +8,6 @@ pub mod log;
 pub mod offsets;
 
 pub use offsets::SeqSpace;
+pub mod fuzz;
+pub mod http;
+pub mod tags;
