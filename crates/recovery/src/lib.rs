@@ -4,10 +4,19 @@
 //! recovery planner.
 #![forbid(unsafe_code)]
 
-pub mod log;
-pub mod offsets;
-
-pub use offsets::SeqSpace;
+pub mod aux;
+pub mod detector;
 pub mod fuzz;
 pub mod http;
+pub mod log;
+pub mod logger;
+pub mod offsets;
+pub mod plan;
+pub mod recovery;
+pub mod state_sync;
 pub mod tags;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use offsets::SeqSpace;

@@ -75,6 +75,8 @@ pub struct Transactionalizer {
     txs: VecDeque<Transaction>,
     /// Number of `txs[0]` (or of the next transaction when empty).
     first: TxNum,
+    /// (request end, response end) of transaction `first - 1`.
+    forgotten_ends: (u64, u64),
     next: TxNum,
     /// The transaction whose response comes next.
     resp_num: TxNum,
@@ -113,6 +115,7 @@ impl Transactionalizer {
             table,
             txs: VecDeque::new(),
             first: 1,
+            forgotten_ends: (0, 0),
             next: 1,
             resp_num: 1,
             req_off: 0,
@@ -157,6 +160,19 @@ impl Transactionalizer {
         self.resp_num - 1
     }
 
+    /// (request end, response end) offsets of transaction `num` once its
+    /// response is complete, also for the last forgotten one; (0, 0) for 0.
+    pub fn ends_of(&self, num: TxNum) -> Option<(u64, u64)> {
+        if num == 0 {
+            return Some((0, 0));
+        }
+        if num + 1 == self.first {
+            return Some(self.forgotten_ends);
+        }
+        let t = self.get(num).filter(|t| t.resp_done)?;
+        Some((t.req.end, t.resp.as_ref().map_or(0, |r| r.end)))
+    }
+
     /// Requests seen so far (the number of the newest transaction).
     pub fn last_request(&self) -> TxNum {
         self.next - 1
@@ -172,6 +188,7 @@ impl Transactionalizer {
             if t.num > num || !t.req_done || !t.resp_done {
                 break;
             }
+            self.forgotten_ends = (t.req.end, t.resp.as_ref().map_or(0, |r| r.end));
             self.txs.pop_front();
             self.first += 1;
         }
