@@ -18,6 +18,20 @@ pub fn parse_ipv4_tcp(bytes: &[u8]) -> Result<(Ipv4Repr, TcpRepr<'_>)> {
     Ok((ip_repr, tcp_repr))
 }
 
+/// True if `bytes` is an IPv4 datagram (not a fragment) carrying a TCP
+/// segment whose IPv4 header checksum and TCP checksum both verify. Options
+/// are not inspected.
+pub fn checksums_valid(bytes: &[u8]) -> bool {
+    let Ok(ip) = Ipv4Packet::new_checked(bytes) else {
+        return false;
+    };
+    if ip.version() != 4 || ip.protocol() != PROTO_TCP || !ip.verify_checksum() {
+        return false;
+    }
+    TcpPacket::new_checked(ip.payload())
+        .is_ok_and(|tcp| tcp.verify_checksum(ip.src_addr(), ip.dst_addr()))
+}
+
 /// Appends the datagram for `ip` and `tcp` to `out`. `ip.protocol` and
 /// `ip.payload_len` are ignored: the datagram is always TCP and its length
 /// is that of `tcp`. On error `out` is left as it was.

@@ -14,6 +14,6 @@ pub mod tcp_options;
 
 pub use error::{Error, Result};
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
-pub use ipv4_tcp::{emit_ipv4_tcp, parse_ipv4_tcp};
+pub use ipv4_tcp::{checksums_valid, emit_ipv4_tcp, parse_ipv4_tcp};
 pub use tcp::{TcpFlags, TcpPacket, TcpRepr};
 pub use tcp_options::{SackBlocks, TcpOption, TcpOptionIter, TcpOptions};

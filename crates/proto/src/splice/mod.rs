@@ -21,8 +21,14 @@
 
 use core::net::SocketAddrV4;
 
+pub mod fixtures;
+pub mod fuzz;
+#[cfg(test)]
+mod test_support;
 pub mod table;
 mod translate;
+
+pub use translate::{rescale_window, translate, untranslate, TranslateError, Translated};
 
 /// Which way a packet travels through the splice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
