@@ -168,9 +168,10 @@ impl Congestion {
         self.cwnd = self.ssthresh;
     }
 
-    /// Recovery ended (all data outstanding at its start was acknowledged).
-    pub fn exit_recovery(&mut self, flight: usize) {
-        self.cwnd = self.ssthresh.min(flight + self.mss).max(2 * self.mss);
+    /// Recovery ended (all data outstanding at its start was acknowledged):
+    /// the window is ssthresh, as Linux's `tcp_end_cwnd_reduction` sets it.
+    pub fn exit_recovery(&mut self) {
+        self.cwnd = self.ssthresh.max(2 * self.mss);
     }
 
     /// Retransmission timeout: ssthresh as for a loss, window one segment.
@@ -183,6 +184,19 @@ impl Congestion {
     /// was computed from the window before the first timeout).
     pub fn on_rto_again(&mut self) {
         self.cwnd = self.mss;
+    }
+
+    /// Undoes a reduction found spurious: back to `prior` (the state before
+    /// it) unless the window has since grown past it (Linux
+    /// `tcp_undo_cwnd_reduction`).
+    pub fn undo(&mut self, prior: &Congestion) {
+        if prior.cwnd > self.cwnd {
+            let (algo, mss) = (self.algo, self.mss);
+            *self = prior.clone();
+            self.algo = algo;
+            self.set_mss(mss);
+        }
+        self.ssthresh = self.ssthresh.max(prior.ssthresh);
     }
 
     pub fn mss(&self) -> usize {
@@ -216,7 +230,7 @@ mod tests {
         c.on_ack(Instant::ZERO, 30 * MSS, RTT, true);
         assert_eq!(c.on_loss(), 20 * MSS);
         c.enter_recovery();
-        c.exit_recovery(40 * MSS);
+        c.exit_recovery();
         assert_eq!(c.cwnd(), 20 * MSS);
         assert!(!c.in_slow_start());
         c.on_ack(Instant::ZERO, 20 * MSS, RTT, true);
@@ -262,6 +276,19 @@ mod tests {
         // ~0.53 segments per RTT from the Reno-friendly estimate.
         let w = c.cwnd() / MSS;
         assert!((115..=130).contains(&w), "cwnd {w} segments");
+    }
+
+    #[test]
+    fn undo_restores_the_prior_window() {
+        let mut c = Congestion::new(Algorithm::Cubic, MSS, 10);
+        c.on_ack(Instant::ZERO, 40 * MSS, RTT, true);
+        let prior = c.clone();
+        c.on_loss();
+        c.enter_recovery();
+        assert_eq!(c.cwnd(), 35 * MSS);
+        c.undo(&prior);
+        assert_eq!(c.cwnd(), 50 * MSS);
+        assert_eq!(c.ssthresh(), usize::MAX);
     }
 
     #[test]

@@ -98,6 +98,14 @@ pub struct Stats {
     pub fast_retransmits: u64,
     /// Zero-window probes sent.
     pub window_probes: u64,
+    /// DSACKs received (RFC 2883): the peer got data twice.
+    pub dsacks_received: u64,
+    /// DSACKs sent.
+    pub dsacks_sent: u64,
+    /// Window reductions undone as spurious (DSACK or timestamps).
+    pub undos: u64,
+    /// The sender has seen the network reorder segments.
+    pub reordering_seen: bool,
     pub dropped_out_of_window: u64,
     pub dropped_paws: u64,
     pub dropped_bad_ack: u64,

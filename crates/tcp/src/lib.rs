@@ -12,12 +12,14 @@ pub mod connection;
 pub mod event;
 pub mod listener;
 pub mod options;
+pub mod rack;
 pub mod reassembly;
 pub mod repair;
 pub mod rtt;
 pub mod sack;
 pub mod segment;
 pub mod seq;
+pub mod wire_conv;
 
 pub use config::Config;
 pub use congestion::Algorithm;

@@ -1,13 +1,16 @@
 //! The sender's retransmission queue and SACK scoreboard (RFC 6675): one
 //! record per transmitted segment with its SACKed / lost / retransmitted
-//! state and last send time, from which `pipe`, loss marking (`IsLost`),
-//! the next segment to retransmit and RTT samples (Karn's rule) follow.
+//! state and last send time, from which `pipe`, loss marking (RACK, see
+//! [`crate::rack`]), the next segment to retransmit, RTT samples (Karn's
+//! rule) and reordering detection follow.
 
+use core::time::Duration;
 use std::collections::VecDeque;
 
 use ftsplice_proto::Instant;
 
 use crate::options::SackBlock;
+use crate::rack::{sent_after, Rack};
 use crate::seq::SeqNum;
 
 /// One transmitted segment: sequence space `[start, end)`, including the
@@ -51,6 +54,32 @@ pub struct AckOutcome {
     pub rtt_sent_at: Option<Instant>,
     /// Segments fully acknowledged.
     pub segs_acked: usize,
+    /// A never-retransmitted segment below a SACKed one was delivered late:
+    /// the network reorders.
+    pub reordered: bool,
+}
+
+/// What SACK blocks did to the queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SackOutcome {
+    /// Segments newly SACKed.
+    pub newly_sacked: usize,
+    /// See [`AckOutcome::reordered`].
+    pub reordered: bool,
+}
+
+/// Context for reporting deliveries to RACK.
+pub struct Delivery<'a> {
+    pub rack: &'a mut Rack,
+    pub now: Instant,
+    pub min_rtt: Option<Duration>,
+}
+
+impl Delivery<'_> {
+    fn report(&mut self, s: &TxSeg) {
+        self.rack
+            .on_delivered(self.now, s.sent_at, s.end, s.ever_retrans, self.min_rtt);
+    }
 }
 
 /// The scoreboard.
@@ -58,6 +87,7 @@ pub struct AckOutcome {
 pub struct Scoreboard {
     segs: VecDeque<TxSeg>,
     pipe: usize,
+    sacked_segs: usize,
     /// Index before which no segment awaits retransmission.
     retx_hint: usize,
 }
@@ -104,14 +134,27 @@ impl Scoreboard {
         self.segs.push_back(seg);
     }
 
+    /// Segments currently SACKed.
+    pub fn sacked_segs(&self) -> usize {
+        self.sacked_segs
+    }
+
     /// Removes everything below `una` (trimming a partially acknowledged
-    /// segment).
-    pub fn ack(&mut self, una: SeqNum) -> AckOutcome {
+    /// segment), reporting deliveries.
+    /// `fack` is the highest SACKed sequence before this ACK's SACK blocks
+    /// were applied.
+    pub fn ack(&mut self, una: SeqNum, fack: Option<SeqNum>, d: &mut Delivery<'_>) -> AckOutcome {
         let mut out = AckOutcome::default();
         while let Some(first) = self.segs.front_mut() {
             if first.end <= una {
                 if !first.ever_retrans {
                     out.rtt_sent_at = Some(first.sent_at);
+                    if !first.sacked && fack.is_some_and(|f| first.end < f) {
+                        out.reordered = true;
+                    }
+                }
+                if !first.sacked {
+                    d.report(first);
                 }
                 out.segs_acked += 1;
                 self.segs.pop_front();
@@ -127,10 +170,11 @@ impl Scoreboard {
         out
     }
 
-    /// Marks segments wholly inside the blocks as SACKed. Returns the latest
-    /// send time among newly SACKed segments, if any.
-    pub fn sack(&mut self, blocks: &[SackBlock]) -> Option<Instant> {
-        let mut newest: Option<Instant> = None;
+    /// Marks segments wholly inside the blocks as SACKed, reporting
+    /// deliveries.
+    pub fn sack(&mut self, blocks: &[SackBlock], d: &mut Delivery<'_>) -> SackOutcome {
+        let mut out = SackOutcome::default();
+        let fack = self.highest_sacked();
         for b in blocks {
             if b.end <= b.start {
                 continue;
@@ -142,60 +186,81 @@ impl Scoreboard {
                 }
                 if !s.sacked && s.start >= b.start && s.end <= b.end {
                     s.sacked = true;
-                    newest = Some(newest.map_or(s.sent_at, |n| n.max(s.sent_at)));
+                    out.newly_sacked += 1;
+                    if !s.ever_retrans && fack.is_some_and(|f| s.end < f) {
+                        out.reordered = true;
+                    }
+                    d.report(s);
                 }
             }
         }
-        if newest.is_some() {
+        if out.newly_sacked > 0 {
             self.recompute_pipe();
         }
-        newest
+        out
     }
 
-    /// RFC 6675 `IsLost`: marks unSACKed segments with at least `dup_thresh`
-    /// SACKed segments above them as lost. Returns how many were newly marked.
-    pub fn mark_lost_by_sack(&mut self, dup_thresh: usize) -> usize {
-        let mut sacked_above = 0;
+    /// RACK loss marking (RFC 8985 §6.2): a segment sent before the most
+    /// recently sent delivered one is lost once `rtt + reo_wnd` has passed
+    /// since it was sent. Returns how many were newly marked and, if some
+    /// are not yet due, how long until the next one is.
+    pub fn rack_mark_lost(
+        &mut self,
+        rack: &Rack,
+        now: Instant,
+        reo_wnd: Duration,
+    ) -> (usize, Option<Duration>) {
+        let Some((xmit, xmit_end, rtt)) = rack.latest() else {
+            return (0, None);
+        };
         let mut marked = 0;
         let mut lowest = None;
-        for (i, s) in self.segs.iter_mut().enumerate().rev() {
-            if s.sacked {
-                sacked_above += 1;
-            } else if sacked_above >= dup_thresh && !s.lost {
+        let mut wait: Option<Duration> = None;
+        for (i, s) in self.segs.iter_mut().enumerate() {
+            if s.sacked || (s.lost && !s.retrans) {
+                continue;
+            }
+            if !sent_after(xmit, xmit_end, s.sent_at, s.end) {
+                continue;
+            }
+            let due = s.sent_at + rtt + reo_wnd;
+            if due <= now {
                 s.lost = true;
                 s.retrans = false;
                 marked += 1;
-                lowest = Some(i);
+                lowest.get_or_insert(i);
+            } else {
+                let left = due - now;
+                wait = Some(wait.map_or(left, |w| w.max(left)));
             }
         }
         if let Some(i) = lowest {
             self.retx_hint = self.retx_hint.min(i);
             self.recompute_pipe();
         }
-        marked
+        (marked, wait)
     }
 
-    /// Marks retransmissions in flight that were sent before `deadline` as
-    /// lost again (RACK, RFC 8985, applied to retransmissions only: a segment
-    /// sent later has been delivered). Returns newly marked count.
-    pub fn mark_lost_retrans_before(&mut self, deadline: Instant) -> usize {
-        let mut marked = 0;
-        let mut lowest = None;
-        for (i, s) in self.segs.iter_mut().enumerate() {
-            if s.sacked || !s.lost || !s.retrans {
-                continue;
-            }
-            if s.sent_at < deadline {
-                s.retrans = false;
-                marked += 1;
-                lowest.get_or_insert(i);
+    /// Un-marks segments presumed lost but not yet retransmitted (the loss
+    /// was spurious).
+    pub fn clear_lost(&mut self) {
+        for s in self.segs.iter_mut() {
+            if s.lost && !s.retrans {
+                s.lost = false;
             }
         }
-        if let Some(i) = lowest {
-            self.retx_hint = self.retx_hint.min(i);
-            self.recompute_pipe();
-        }
-        marked
+        self.recompute_pipe();
+    }
+
+    /// Whether a retransmission is in flight (neither SACKed nor lost again).
+    pub fn retrans_in_flight(&self) -> bool {
+        self.segs.iter().any(|s| s.retrans && !s.sacked)
+    }
+
+    /// Whether any unSACKed segment is presumed lost and awaits
+    /// retransmission.
+    pub fn any_lost(&self) -> bool {
+        self.segs.iter().any(|s| s.lost && !s.retrans && !s.sacked)
     }
 
     /// Marks the first unSACKed segment lost (fast retransmit, NewReno
@@ -284,12 +349,16 @@ impl Scoreboard {
     }
 
     fn recompute_pipe(&mut self) {
-        self.pipe = self
-            .segs
-            .iter()
-            .filter(|s| s.in_flight())
-            .map(TxSeg::len)
-            .sum();
+        let mut pipe = 0;
+        let mut sacked = 0;
+        for s in &self.segs {
+            if s.in_flight() {
+                pipe += s.len();
+            }
+            sacked += usize::from(s.sacked);
+        }
+        self.pipe = pipe;
+        self.sacked_segs = sacked;
     }
 }
 
@@ -317,31 +386,98 @@ mod tests {
         }
     }
 
+    fn ms(n: u64) -> Instant {
+        Instant::from_millis(n)
+    }
+
     #[test]
     fn pipe_tracks_sack_loss_and_retransmit() {
+        let mut rack = Rack::new();
         let mut b = board(6);
         assert_eq!(b.pipe(), 600);
-        assert_eq!(b.sack(&[blk(200, 500)]), Some(Instant::from_millis(4)));
+        let mut d = Delivery {
+            rack: &mut rack,
+            now: ms(20),
+            min_rtt: None,
+        };
+        let out = b.sack(&[blk(200, 500)], &mut d);
+        assert_eq!(out.newly_sacked, 3);
+        assert!(!out.reordered);
         assert_eq!(b.pipe(), 300);
-        assert_eq!(b.mark_lost_by_sack(3), 2);
+        assert_eq!(b.sacked_segs(), 3);
+        // Latest delivered was sent at 4 ms with RTT 16 ms: segments 0 and 1
+        // (sent at 0 and 1 ms) are lost at 16/17 ms + reo_wnd.
+        let (n, wait) = b.rack_mark_lost(&rack, ms(20), Duration::ZERO);
+        assert_eq!((n, wait), (2, None));
         assert_eq!(b.pipe(), 100);
+        assert!(b.any_lost());
         assert_eq!(b.next_lost(), Some(0));
-        b.on_retransmit(0, Instant::from_millis(10));
+        b.on_retransmit(0, ms(21));
         assert_eq!(b.pipe(), 200);
         assert_eq!(b.next_lost(), Some(1));
-        b.on_retransmit(1, Instant::from_millis(10));
+        b.on_retransmit(1, ms(21));
         assert_eq!(b.next_lost(), None);
-        let out = b.ack(SeqNum(500));
+        let mut d = Delivery {
+            rack: &mut rack,
+            now: ms(40),
+            min_rtt: None,
+        };
+        let out = b.ack(SeqNum(500), None, &mut d);
         assert_eq!(out.segs_acked, 5);
         // The newest never-retransmitted acked segment was sent at 4 ms.
-        assert_eq!(out.rtt_sent_at, Some(Instant::from_millis(4)));
+        assert_eq!(out.rtt_sent_at, Some(ms(4)));
         assert_eq!(b.pipe(), 100);
     }
 
     #[test]
-    fn partial_sack_of_a_segment_does_not_count() {
+    fn rack_waits_for_the_reordering_window() {
+        let mut rack = Rack::new();
         let mut b = board(3);
-        assert_eq!(b.sack(&[blk(150, 300)]), Some(Instant::from_millis(2)));
+        let mut d = Delivery {
+            rack: &mut rack,
+            now: ms(12),
+            min_rtt: None,
+        };
+        b.sack(&[blk(200, 300)], &mut d);
+        // RTT 10 ms; segment 1 sent at 1 ms is due at 11 + 4 = 15 ms.
+        let (n, wait) = b.rack_mark_lost(&rack, ms(12), Duration::from_millis(4));
+        assert_eq!(n, 0);
+        assert_eq!(wait, Some(Duration::from_millis(3)));
+        let (n, _) = b.rack_mark_lost(&rack, ms(15), Duration::from_millis(4));
+        assert_eq!(n, 2);
+        b.clear_lost();
+        assert!(!b.any_lost());
+        assert_eq!(b.pipe(), 200);
+    }
+
+    #[test]
+    fn late_original_is_reordering() {
+        let mut rack = Rack::new();
+        let mut b = board(4);
+        let mut d = Delivery {
+            rack: &mut rack,
+            now: ms(12),
+            min_rtt: None,
+        };
+        b.sack(&[blk(300, 400)], &mut d);
+        assert!(b.sack(&[blk(100, 200)], &mut d).reordered);
+        assert!(b.ack(SeqNum(100), Some(SeqNum(400)), &mut d).reordered);
+        // Acked in the same ACK that first SACKs above it: not reordering.
+        let mut b = board(4);
+        b.sack(&[blk(300, 400)], &mut d);
+        assert!(!b.ack(SeqNum(200), None, &mut d).reordered);
+    }
+
+    #[test]
+    fn partial_sack_of_a_segment_does_not_count() {
+        let mut rack = Rack::new();
+        let mut d = Delivery {
+            rack: &mut rack,
+            now: ms(12),
+            min_rtt: None,
+        };
+        let mut b = board(3);
+        assert_eq!(b.sack(&[blk(150, 300)], &mut d).newly_sacked, 1);
         assert!(!b.get(1).unwrap().sacked);
         assert!(b.get(2).unwrap().sacked);
         assert_eq!(b.highest_sacked(), Some(SeqNum(300)));
@@ -349,8 +485,14 @@ mod tests {
 
     #[test]
     fn partial_ack_trims_first_segment() {
+        let mut rack = Rack::new();
+        let mut d = Delivery {
+            rack: &mut rack,
+            now: ms(12),
+            min_rtt: None,
+        };
         let mut b = board(2);
-        let out = b.ack(SeqNum(50));
+        let out = b.ack(SeqNum(50), None, &mut d);
         assert_eq!(out.segs_acked, 0);
         assert_eq!(b.first().unwrap().start, SeqNum(50));
         assert_eq!(b.pipe(), 150);
@@ -358,8 +500,14 @@ mod tests {
 
     #[test]
     fn timeout_marks_all_unsacked_lost() {
+        let mut rack = Rack::new();
+        let mut d = Delivery {
+            rack: &mut rack,
+            now: ms(12),
+            min_rtt: None,
+        };
         let mut b = board(4);
-        b.sack(&[blk(300, 400)]);
+        b.sack(&[blk(300, 400)], &mut d);
         b.mark_all_lost();
         assert_eq!(b.pipe(), 0);
         assert_eq!(b.lost_bytes(), 300);
@@ -370,17 +518,12 @@ mod tests {
     }
 
     #[test]
-    fn first_lost_and_time_based_loss() {
+    fn first_lost_for_newreno() {
         let mut b = board(4);
         assert!(b.mark_first_lost());
         assert!(!b.mark_first_lost());
-        b.on_retransmit(0, Instant::from_millis(50));
+        b.on_retransmit(0, ms(50));
         assert_eq!(b.next_lost(), None);
-        // A segment sent after the retransmission was delivered: lost again.
-        assert_eq!(b.mark_lost_retrans_before(Instant::from_millis(40)), 0);
-        assert_eq!(b.mark_lost_retrans_before(Instant::from_millis(60)), 1);
-        assert_eq!(b.next_lost(), Some(0));
-        // Original transmissions are left to the SACK / dup-ACK rules.
-        assert!(!b.get(1).unwrap().lost);
+        assert!(b.mark_first_lost());
     }
 }

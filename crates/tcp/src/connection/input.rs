@@ -7,9 +7,14 @@ use ftsplice_proto::Instant;
 
 use super::Connection;
 use crate::event::{DropReason, Event, State};
-use crate::options::TcpOptions;
+use crate::options::{SackBlock, TcpOptions};
 use crate::segment::{Flags, Segment};
 use crate::seq::{ts_before, SeqNum};
+
+/// In-order segments ACKed at once (no delayed ACK) after the handshake
+/// and after loss or reordering was seen, as Linux's quick-ACK mode does
+/// (`TCP_MAX_QUICKACKS`).
+const QUICKACKS: u32 = 16;
 
 impl Connection {
     /// Processes one segment addressed to this connection.
@@ -137,6 +142,7 @@ impl Connection {
         self.rto_at = None;
         self.retries = 0;
         self.rtt.reset_backoff();
+        self.quickacks = QUICKACKS;
         self.push_event(Event::Connected);
     }
 
@@ -187,6 +193,9 @@ impl Connection {
         if !self.acceptable(seg.seq, seg.seq_len()) {
             if !f.rst() {
                 self.ack_now = true;
+                if len > 0 && seg.seq + len <= self.rcv_nxt {
+                    self.note_duplicate(seg.seq, seg.seq + len);
+                }
             }
             return self.drop_seg(DropReason::OutOfWindow);
         }
@@ -260,6 +269,7 @@ impl Connection {
         let mut data = payload;
         if start < self.rcv_nxt {
             let skip = self.rcv_nxt.since(start);
+            self.note_duplicate(start, start + skip.min(data.len()));
             if skip >= data.len() {
                 // Entirely old: a retransmission we already have.
                 self.ack_now = true;
@@ -283,7 +293,8 @@ impl Connection {
             self.deliver(take);
             if self.ooo.is_empty() {
                 self.unacked_bytes += take;
-                if self.unacked_bytes > self.rcv_mss {
+                if self.unacked_bytes > self.rcv_mss || self.quickacks > 0 {
+                    self.quickacks = self.quickacks.saturating_sub(1);
                     self.ack_now = true;
                 } else if self.delack_at.is_none() {
                     self.delack_at = Some(now + self.cfg.delayed_ack);
@@ -298,12 +309,24 @@ impl Connection {
             }
         } else {
             match self.ooo.insert(start, start + take) {
-                Ok(()) => self.recv_buf.write_at(off, data),
+                Ok(()) => {
+                    self.recv_buf.write_at(off, data);
+                    self.quickacks = QUICKACKS;
+                }
                 Err(_) => self.drop_seg(DropReason::TooManyHoles),
             }
             self.ack_now = true;
         }
         complete
+    }
+
+    /// Bytes `[start, end)` arrived again: report them in a DSACK.
+    fn note_duplicate(&mut self, start: SeqNum, end: SeqNum) {
+        // The peer is retransmitting: its window is small, ACK promptly.
+        self.quickacks = QUICKACKS;
+        if self.sack_ok {
+            self.dsack = Some(SackBlock { start, end });
+        }
     }
 
     /// `n` bytes at RCV.NXT (already in the ring) become readable.

@@ -18,7 +18,9 @@ use crate::buffer::{RecvBuffer, SendBuffer};
 use crate::config::Config;
 use crate::congestion::Congestion;
 use crate::event::{DropReason, Event, State, Stats};
+use crate::options::SackBlock;
 use crate::options::{TcpOptions, TS_OPTION_LEN};
+use crate::rack::Rack;
 use crate::reassembly::Reassembly;
 use crate::repair::{RepairState, RepairTimestamps};
 use crate::rtt::RttEstimator;
@@ -28,6 +30,20 @@ use crate::seq::SeqNum;
 
 /// MSS assumed when the peer sends no MSS option (RFC 9293 §3.7.1).
 const DEFAULT_PEER_MSS: u16 = 536;
+
+/// What is needed to undo a window reduction found spurious (Linux's
+/// `undo_marker` / `undo_retrans` / `retrans_stamp`).
+#[derive(Clone, Debug)]
+struct Undo {
+    /// The congestion state before the reduction.
+    prior: Congestion,
+    /// SND.UNA when the episode began.
+    marker: SeqNum,
+    /// Retransmissions not yet reported as duplicates by DSACK.
+    retrans: u32,
+    /// TSval of the episode's first retransmission.
+    stamp: Option<u32>,
+}
 
 /// Loss recovery phase of the sender.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +99,8 @@ pub struct Connection {
     board: Scoreboard,
     cc: Congestion,
     recovery: Recovery,
+    rack: Rack,
+    undo: Option<Undo>,
     dupacks: usize,
     /// Send the next lost segment even if `pipe >= cwnd` (entering recovery).
     force_retx: bool,
@@ -105,6 +123,10 @@ pub struct Connection {
     /// Largest payload received (Linux `rcv_mss`), for delayed ACKs.
     rcv_mss: usize,
     ack_now: bool,
+    /// In-order segments still to ACK immediately (quick-ACK mode).
+    quickacks: u32,
+    /// A duplicate to report first in the next ACK's SACK blocks (RFC 2883).
+    dsack: Option<SackBlock>,
     /// In-order bytes received since the last ACK sent.
     unacked_bytes: usize,
     last_ack_sent: SeqNum,
@@ -120,6 +142,8 @@ pub struct Connection {
     rto_at: Option<Instant>,
     delack_at: Option<Instant>,
     persist_at: Option<Instant>,
+    /// RACK reordering timer.
+    reo_at: Option<Instant>,
     timewait_at: Option<Instant>,
 
     pending_rst: Option<Segment>,
@@ -164,6 +188,8 @@ impl Connection {
             board: Scoreboard::new(),
             cc,
             recovery: Recovery::Open,
+            rack: Rack::new(),
+            undo: None,
             dupacks: 0,
             force_retx: false,
             cwnd_limited: false,
@@ -185,6 +211,8 @@ impl Connection {
             fin_received: false,
             rcv_mss: usize::from(DEFAULT_PEER_MSS),
             ack_now: false,
+            quickacks: 0,
+            dsack: None,
             unacked_bytes: 0,
             last_ack_sent: SeqNum(0),
             ws_ok: false,
@@ -196,6 +224,7 @@ impl Connection {
             rto_at: None,
             delack_at: None,
             persist_at: None,
+            reo_at: None,
             timewait_at: None,
             pending_rst: None,
             events: VecDeque::new(),
@@ -434,6 +463,7 @@ impl Connection {
         self.rto_at = None;
         self.delack_at = None;
         self.persist_at = None;
+        self.reo_at = None;
         self.timewait_at = None;
     }
 
@@ -504,6 +534,7 @@ impl Connection {
         self.rto_at = None;
         self.delack_at = None;
         self.persist_at = None;
+        self.reo_at = None;
         self.timewait_at = None;
         self.ack_now = false;
         self.syn_due = false;

@@ -8,7 +8,9 @@ use ftsplice_proto::Instant;
 
 use super::Connection;
 use crate::event::State;
-use crate::options::{sack_option_len, TcpOptions, Timestamp, MAX_OPTIONS_LEN, TS_OPTION_LEN};
+use crate::options::{
+    sack_option_len, SackBlocks, TcpOptions, Timestamp, MAX_OPTIONS_LEN, TS_OPTION_LEN,
+};
 use crate::segment::{Flags, Segment};
 use crate::seq::SeqNum;
 
@@ -136,6 +138,12 @@ impl Connection {
         }
         let seg = self.build(now, s.start, flags, payload);
         self.board.on_retransmit(i, now);
+        if let Some(u) = self.undo.as_mut() {
+            u.retrans += 1;
+            if u.stamp.is_none() && self.ts_ok {
+                u.stamp = Some(self.ts_last_sent);
+            }
+        }
         self.stats.retransmits += 1;
         self.stats.bytes_retransmitted += data_len as u64;
         if self.rto_at.is_none() {
@@ -214,11 +222,11 @@ impl Connection {
 
     /// SACK blocks to attach to a full-sized segment.
     fn sack_blocks_wanted(&self) -> usize {
-        if !self.sack_ok || self.ooo.is_empty() {
+        if !self.sack_ok {
             return 0;
         }
         let max = if self.ts_ok { 3 } else { 4 };
-        self.ooo.num_ranges().min(max)
+        (self.ooo.num_ranges() + usize::from(self.dsack.is_some())).min(max)
     }
 
     /// Builds a segment with the current ACK, window, timestamp and as many
@@ -252,8 +260,19 @@ impl Connection {
                 .rev()
                 .find(|&n| sack_option_len(n) <= room)
                 .unwrap_or(0);
-            options.sack = self.ooo.sack_blocks(fit);
+            let mut blocks = SackBlocks::new();
+            if fit > 0 {
+                if let Some(d) = self.dsack.take() {
+                    blocks.push(d);
+                    self.stats.dsacks_sent += 1;
+                }
+            }
+            for b in self.ooo.sack_blocks(fit - blocks.len()).as_slice() {
+                blocks.push(*b);
+            }
+            options.sack = blocks;
         }
+        self.dsack = None;
         let window = self.advertise_window();
         self.last_ack_sent = self.rcv_nxt;
         self.ack_now = false;

@@ -119,3 +119,130 @@ fn bad_synack_ack_is_answered_with_reset() {
     assert_eq!(c.state(), State::SynSent);
     assert_eq!(c.stats().dropped_bad_ack, 1);
 }
+
+/// A client and server past the handshake (at 20 ms).
+fn pair() -> (Connection, Connection, Instant) {
+    let mut c = client();
+    let syn = c.poll_transmit(Instant::ZERO).unwrap();
+    let t = Instant::from_millis(10);
+    let mut s =
+        Connection::accept_syn(t, a(80), a(1000), &syn, 5000, 900, Config::default()).unwrap();
+    let synack = s.poll_transmit(t).unwrap();
+    let t = Instant::from_millis(20);
+    c.handle_segment(t, &synack);
+    let ack = c.poll_transmit(t).unwrap();
+    s.handle_segment(t, &ack);
+    assert_eq!(s.state(), State::Established);
+    while c.poll_event().is_some() {}
+    while s.poll_event().is_some() {}
+    (c, s, t)
+}
+
+#[test]
+fn duplicate_data_is_reported_by_dsack() {
+    let (mut c, mut s, t) = pair();
+    assert_eq!(c.send(&[7u8; 3000]), 3000);
+    let d1 = c.poll_transmit(t).unwrap();
+    let d2 = c.poll_transmit(t).unwrap();
+    let d3 = c.poll_transmit(t).unwrap();
+    assert_eq!(
+        (d1.payload.len(), d2.payload.len(), d3.payload.len()),
+        (1448, 1448, 104)
+    );
+    // d2 is lost: d3 arrives out of order and is SACKed at once.
+    s.handle_segment(t, &d1);
+    s.handle_segment(t, &d3);
+    let ack = s.poll_transmit(t).unwrap();
+    assert_eq!(ack.ack, d1.seq + 1448);
+    assert_eq!(ack.options.sack.as_slice().len(), 1);
+    assert_eq!(ack.options.sack.as_slice()[0].start, d3.seq);
+    // d1 again: a DSACK for it first, then the out-of-order block.
+    s.handle_segment(t, &d1);
+    let ack = s.poll_transmit(t).unwrap();
+    let blocks = ack.options.sack.as_slice();
+    assert_eq!(blocks.len(), 2);
+    assert_eq!((blocks[0].start, blocks[0].end), (d1.seq, d1.seq + 1448));
+    assert_eq!(blocks[1].start, d3.seq);
+    assert_eq!(s.stats().dsacks_sent, 1);
+    // The hole fills: everything readable, ACKed at once.
+    s.handle_segment(t, &d2);
+    let ack = s.poll_transmit(t).unwrap();
+    assert_eq!(ack.ack, d3.seq + 104);
+    assert!(ack.options.sack.is_empty());
+    let mut buf = [0u8; 4000];
+    assert_eq!(s.recv(&mut buf), 3000);
+    assert_eq!(s.poll_event(), Some(Event::DataReadable));
+}
+
+#[test]
+fn rack_marks_loss_and_fast_retransmits() {
+    let (mut c, mut s, t) = pair();
+    assert_eq!(c.send(&[1u8; 10 * 1448]), 10 * 1448);
+    let segs: Vec<_> = std::iter::from_fn(|| c.poll_transmit(t)).collect();
+    assert_eq!(segs.len(), 10);
+    let t2 = t + Duration::from_millis(10);
+    // Segment 2 is lost; the others arrive.
+    let mut acks = Vec::new();
+    for (i, seg) in segs.iter().enumerate() {
+        if i != 2 {
+            s.handle_segment(t2, seg);
+            acks.extend(std::iter::from_fn(|| s.poll_transmit(t2)));
+        }
+    }
+    let t3 = t2 + Duration::from_millis(10);
+    for ack in &acks {
+        c.handle_segment(t3, ack);
+    }
+    assert!(c.in_recovery());
+    let rtx = c.poll_transmit(t3).expect("fast retransmit");
+    assert_eq!(rtx.seq, segs[2].seq);
+    assert_eq!(c.stats().fast_retransmits, 1);
+    assert_eq!(c.stats().rto_count, 0);
+    s.handle_segment(t3, &rtx);
+    let ack = s.poll_transmit(t3).unwrap();
+    assert_eq!(ack.ack, segs[9].seq + 1448);
+    c.handle_segment(t3 + Duration::from_millis(10), &ack);
+    assert!(!c.in_recovery());
+    // CUBIC: 0.7 of the window before the loss.
+    assert_eq!(c.cwnd(), c.ssthresh());
+    assert!(
+        c.cwnd() >= 7 * 1448 && c.cwnd() <= 14 * 1448,
+        "{}",
+        c.cwnd()
+    );
+}
+
+#[test]
+fn reordering_is_undone_by_dsack() {
+    let (mut c, mut s, t) = pair();
+    assert_eq!(c.send(&[1u8; 10 * 1448]), 10 * 1448);
+    let segs: Vec<_> = std::iter::from_fn(|| c.poll_transmit(t)).collect();
+    let t2 = t + Duration::from_millis(10);
+    let mut acks = Vec::new();
+    for (i, seg) in segs.iter().enumerate() {
+        if i != 2 {
+            s.handle_segment(t2, seg);
+            acks.extend(std::iter::from_fn(|| s.poll_transmit(t2)));
+        }
+    }
+    // Segment 2 was only delayed.
+    s.handle_segment(t2, &segs[2]);
+    acks.extend(std::iter::from_fn(|| s.poll_transmit(t2)));
+    let t3 = t2 + Duration::from_millis(10);
+    let cwnd_before = c.cwnd();
+    for ack in &acks[..acks.len() - 1] {
+        c.handle_segment(t3, ack);
+    }
+    let rtx = c.poll_transmit(t3).expect("spurious retransmit");
+    assert_eq!(rtx.seq, segs[2].seq);
+    // The timestamps are equal (same ms), so only the DSACK can tell.
+    c.handle_segment(t3, &acks[acks.len() - 1]);
+    s.handle_segment(t3, &rtx);
+    let dsack = s.poll_transmit(t3).unwrap();
+    assert_eq!(dsack.options.sack.as_slice()[0].start, segs[2].seq);
+    c.handle_segment(t3 + Duration::from_millis(10), &dsack);
+    let st = c.stats();
+    assert_eq!((st.dsacks_received, st.undos), (1, 1));
+    assert!(st.reordering_seen);
+    assert!(c.cwnd() >= cwnd_before, "{} < {cwnd_before}", c.cwnd());
+}

@@ -3,7 +3,7 @@
 
 use ftsplice_proto::Instant;
 
-use super::{Connection, Recovery};
+use super::{Connection, Recovery, Undo};
 use crate::event::{Event, State};
 
 impl Connection {
@@ -16,6 +16,7 @@ impl Connection {
             self.rto_at,
             self.delack_at,
             self.persist_at,
+            self.reo_at,
             self.timewait_at,
         ]
         .into_iter()
@@ -47,6 +48,10 @@ impl Connection {
                 .saturating_mul(backoff)
                 .min(self.cfg.rto_max);
             self.persist_at = Some(now + t);
+        }
+        if self.reo_at.is_some_and(|t| t <= now) {
+            self.reo_at = None;
+            self.detect_loss(now, true);
         }
         if self.rto_at.is_some_and(|t| t <= now) {
             self.rto_at = None;
@@ -81,8 +86,17 @@ impl Connection {
                 if matches!(self.recovery, Recovery::Loss { .. }) {
                     self.cc.on_rto_again();
                 } else {
+                    if self.undo.is_none() || self.recovery == Recovery::Open {
+                        self.undo = Some(Undo {
+                            prior: self.cc.clone(),
+                            marker: self.snd_una,
+                            retrans: 0,
+                            stamp: None,
+                        });
+                    }
                     self.cc.on_rto();
                 }
+                self.reo_at = None;
                 self.board.mark_all_lost();
                 self.recovery = Recovery::Loss {
                     recover: self.snd_nxt,
