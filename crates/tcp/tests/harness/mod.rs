@@ -36,8 +36,25 @@ impl Rng {
 
 /// Byte `i` of the stream with `seed`.
 pub fn stream_byte(seed: u64, i: u64) -> u8 {
-    let mut r = Rng::new(seed ^ (i / 8).wrapping_mul(0xA24B_AED4_963E_E407));
-    (r.next_u64() >> ((i % 8) * 8)) as u8
+    (stream_word(seed, i / 8) >> ((i % 8) * 8)) as u8
+}
+
+fn stream_word(seed: u64, w: u64) -> u64 {
+    Rng::new(seed ^ w.wrapping_mul(0xA24B_AED4_963E_E407)).next_u64()
+}
+
+/// Fills `buf` with the stream from byte `from` on (one hash per 8 bytes).
+pub fn stream_fill(seed: u64, from: u64, buf: &mut [u8]) {
+    let mut i = from;
+    let mut k = 0;
+    while k < buf.len() {
+        let word = stream_word(seed, i / 8).to_le_bytes();
+        let off = (i % 8) as usize;
+        let n = (8 - off).min(buf.len() - k);
+        buf[k..k + n].copy_from_slice(&word[off..off + n]);
+        k += n;
+        i += n as u64;
+    }
 }
 
 /// Link behaviour (applies to both directions).
@@ -118,6 +135,8 @@ pub struct App {
     pub connected: bool,
     /// (time, total bytes received) whenever progress was made.
     pub progress: Vec<(Instant, u64)>,
+    buf: Vec<u8>,
+    want: Vec<u8>,
 }
 
 impl App {
@@ -135,6 +154,8 @@ impl App {
             timed_out: false,
             connected: false,
             progress: Vec::new(),
+            buf: vec![0; 16384],
+            want: vec![0; 16384],
         }
     }
 
@@ -149,24 +170,24 @@ impl App {
                 Event::DataReadable | Event::SendBufferSpace => {}
             }
         }
-        let mut buf = [0u8; 16384];
+        let mut buf = core::mem::take(&mut self.buf);
+        let mut want = core::mem::take(&mut self.want);
         let mut budget = if read_chunk == 0 {
             usize::MAX
         } else {
             read_chunk
         };
         loop {
-            let want = buf.len().min(budget);
-            let n = c.recv(&mut buf[..want]);
+            let ask = buf.len().min(budget);
+            let n = c.recv(&mut buf[..ask]);
             if n == 0 {
                 break;
             }
             budget -= n;
-            for (k, b) in buf[..n].iter().enumerate() {
-                let i = self.received + k as u64;
-                if self.corrupt_at.is_none() && *b != stream_byte(self.recv_seed, i) {
-                    self.corrupt_at = Some(i);
-                }
+            stream_fill(self.recv_seed, self.received, &mut want[..n]);
+            if self.corrupt_at.is_none() && buf[..n] != want[..n] {
+                let k = (0..n).find(|&k| buf[k] != want[k]).unwrap_or(0);
+                self.corrupt_at = Some(self.received + k as u64);
             }
             self.received += n as u64;
             if budget == 0 {
@@ -178,15 +199,15 @@ impl App {
         }
         while self.sent < self.send_total && c.send_space() > 0 {
             let n = (self.send_total - self.sent).min(buf.len() as u64) as usize;
-            for (k, b) in buf[..n].iter_mut().enumerate() {
-                *b = stream_byte(self.send_seed, self.sent + k as u64);
-            }
+            stream_fill(self.send_seed, self.sent, &mut buf[..n]);
             let w = c.send(&buf[..n]);
             self.sent += w as u64;
             if w < n {
                 break;
             }
         }
+        self.buf = buf;
+        self.want = want;
         if self.sent == self.send_total
             && matches!(c.state(), State::Established | State::CloseWait)
         {
