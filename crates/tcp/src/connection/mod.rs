@@ -362,7 +362,9 @@ impl Connection {
         }
         match self.state {
             State::SynSent => self.enter_closed(),
-            State::SynReceived | State::Established => {
+            // The FIN follows once the handshake completes.
+            State::SynReceived => self.fin_queued = true,
+            State::Established => {
                 self.fin_queued = true;
                 self.state = State::FinWait1;
             }

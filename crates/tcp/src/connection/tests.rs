@@ -246,3 +246,128 @@ fn reordering_is_undone_by_dsack() {
     assert!(st.reordering_seen);
     assert!(c.cwnd() >= cwnd_before, "{} < {cwnd_before}", c.cwnd());
 }
+
+#[test]
+fn close_during_handshake_sends_fin_after_it() {
+    let mut c = client();
+    let syn = c.poll_transmit(Instant::ZERO).unwrap();
+    let mut s = Connection::accept_syn(
+        Instant::ZERO,
+        a(80),
+        a(1000),
+        &syn,
+        5000,
+        0,
+        Config::default(),
+    )
+    .unwrap();
+    assert_eq!(s.send(b"bye"), 3);
+    s.close();
+    assert_eq!(s.state(), State::SynReceived);
+    let synack = s.poll_transmit(Instant::ZERO).unwrap();
+    assert!(
+        s.poll_transmit(Instant::ZERO).is_none(),
+        "nothing before the ACK"
+    );
+    c.handle_segment(Instant::ZERO, &synack);
+    let ack = c.poll_transmit(Instant::ZERO).unwrap();
+    s.handle_segment(Instant::ZERO, &ack);
+    assert_eq!(s.state(), State::FinWait1);
+    let data = s.poll_transmit(Instant::ZERO).unwrap();
+    assert_eq!(data.payload, b"bye");
+    assert!(data.flags.fin());
+    c.handle_segment(Instant::ZERO, &data);
+    assert_eq!(c.state(), State::CloseWait);
+    let mut buf = [0u8; 8];
+    assert_eq!(c.recv(&mut buf), 3);
+    c.close();
+    while let Some(seg) = c.poll_transmit(Instant::ZERO) {
+        s.handle_segment(Instant::ZERO, &seg);
+    }
+    assert_eq!(s.state(), State::TimeWait);
+    while let Some(seg) = s.poll_transmit(Instant::ZERO) {
+        c.handle_segment(Instant::ZERO, &seg);
+    }
+    assert_eq!(c.state(), State::Closed);
+    assert_eq!(s.poll_timeout(), Some(Instant::from_secs(60)));
+    s.handle_timeout(Instant::from_secs(60));
+    assert_eq!(s.state(), State::Closed);
+    let evs: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert_eq!(evs.last(), Some(&Event::Closed));
+}
+
+#[test]
+fn reset_in_window_closes_and_out_of_window_is_challenged() {
+    let (mut c, mut s, t) = pair();
+    let rst = |seq| Segment::<Vec<u8>> {
+        src_port: 80,
+        dst_port: 1000,
+        seq,
+        flags: Flags::RST,
+        ..Default::default()
+    };
+    let rcv_nxt = c.repair_state().rcv_nxt;
+    c.handle_segment(t, &rst(rcv_nxt + 100));
+    let challenge = c.poll_transmit(t).expect("challenge ack");
+    assert_eq!(challenge.flags, Flags::ACK);
+    assert_eq!(c.state(), State::Established);
+    c.handle_segment(t, &rst(rcv_nxt));
+    assert_eq!(c.poll_event(), Some(Event::Reset));
+    assert_eq!(c.poll_event(), Some(Event::Closed));
+    assert_eq!(c.state(), State::Closed);
+    // Abort sends a reset the peer accepts.
+    s.abort();
+    let r = s.poll_transmit(t).expect("rst");
+    assert!(r.flags.rst());
+}
+
+#[test]
+fn zero_window_is_probed_and_reopens() {
+    let cfg = Config {
+        recv_buffer: 2 * 1448,
+        ..Config::default()
+    };
+    let mut c = Connection::connect(Instant::ZERO, a(1000), a(80), 1, 0, Config::default());
+    let syn = c.poll_transmit(Instant::ZERO).unwrap();
+    let mut s = Connection::accept_syn(Instant::ZERO, a(80), a(1000), &syn, 9, 0, cfg).unwrap();
+    let synack = s.poll_transmit(Instant::ZERO).unwrap();
+    let t = Instant::from_millis(10);
+    c.handle_segment(t, &synack);
+    s.handle_segment(t, &c.poll_transmit(t).unwrap());
+    assert_eq!(c.send(&[5u8; 20_000]), 20_000);
+    // Fill the two-segment window; the server's app does not read.
+    let mut now = t;
+    for _ in 0..20 {
+        now += Duration::from_millis(5);
+        let segs: Vec<_> = std::iter::from_fn(|| c.poll_transmit(now)).collect();
+        for seg in &segs {
+            s.handle_segment(now, seg);
+        }
+        let acks: Vec<_> = std::iter::from_fn(|| s.poll_transmit(now)).collect();
+        for ack in &acks {
+            c.handle_segment(now, ack);
+        }
+        if let Some(tm) = s.poll_timeout().filter(|&tm| tm <= now) {
+            s.handle_timeout(tm);
+        }
+    }
+    assert_eq!(s.recv_available(), 2 * 1448);
+    assert_eq!(c.repair_state().snd_wnd, 0);
+    // The persist timer fires and probes.
+    let probe_at = c.poll_timeout().expect("persist timer");
+    c.handle_timeout(probe_at);
+    let probe = c.poll_transmit(probe_at).expect("probe");
+    assert!(probe.payload.is_empty());
+    assert_eq!(c.stats().window_probes, 1);
+    s.handle_segment(probe_at, &probe);
+    let reply = s.poll_transmit(probe_at).expect("probe answered");
+    assert_eq!(reply.window, 0);
+    // The app reads: a window update reopens the flow.
+    let mut buf = [0u8; 4096];
+    assert_eq!(s.recv(&mut buf), 2 * 1448);
+    let update = s.poll_transmit(probe_at).expect("window update");
+    assert!(update.window > 0);
+    c.handle_segment(probe_at, &update);
+    let more = c.poll_transmit(probe_at).expect("data flows again");
+    assert!(!more.payload.is_empty());
+}
