@@ -127,3 +127,28 @@ fn blackout_recovers_after_backed_off_rto_with_200ms_floor() {
     let srtt = st.srtt.expect("srtt");
     assert!(srtt >= Duration::from_millis(10) && srtt < Duration::from_millis(15));
 }
+
+#[test]
+fn repeated_long_outages_with_loss_and_reordering() {
+    // Outages of 300 ms, 2 s and 800 ms (the 2 s one needs four backed-off
+    // timeouts) on a lossy, reordering link: everything still arrives.
+    let link = LinkCfg {
+        loss: 0.01,
+        reorder: 0.1,
+        reorder_extra: Duration::from_millis(3),
+        blackouts: vec![
+            (Instant::from_millis(150), Instant::from_millis(450)),
+            (Instant::from_millis(1000), Instant::from_millis(3000)),
+            (Instant::from_millis(4000), Instant::from_millis(4800)),
+        ],
+        ..LinkCfg::default()
+    };
+    let cfg = bench(7, 10 * MB, 2 * MB, link);
+    let out = run(&cfg);
+    out.assert_complete(cfg.up, cfg.down);
+    assert!(out.end > Instant::from_millis(4800), "ended {:?}", out.end);
+    let st = out.client_conn.stats();
+    assert!(st.rto_count >= 4, "{st:?}");
+    // After the last outage the RTO backoff was reset by new ACKs.
+    assert!(out.client_conn.rto() < Duration::from_millis(300));
+}
