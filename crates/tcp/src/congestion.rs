@@ -35,6 +35,7 @@ struct Cubic {
 pub struct Congestion {
     algo: Algorithm,
     mss: usize,
+    initial_segments: usize,
     cwnd: usize,
     ssthresh: usize,
     /// Bytes acked in congestion avoidance not yet turned into growth.
@@ -48,6 +49,7 @@ impl Congestion {
         Congestion {
             algo,
             mss,
+            initial_segments: initial_segments.max(1),
             cwnd: mss * initial_segments.max(1),
             ssthresh: usize::MAX,
             ca_acc: 0,
@@ -199,6 +201,24 @@ impl Congestion {
         self.ssthresh = self.ssthresh.max(prior.ssthresh);
     }
 
+    /// Sending resumes after `idle` without data in flight (Linux
+    /// `tcp_cwnd_restart`, `tcp_slow_start_after_idle=1`): ssthresh keeps
+    /// 3/4 of the window, which halves per RTO of idleness down to the
+    /// initial window.
+    pub fn restart_after_idle(&mut self, idle: Duration, rto: Duration) {
+        let restart = (self.initial_segments * self.mss).min(self.cwnd);
+        self.ssthresh = self.ssthresh.max(self.cwnd / 4 * 3);
+        let mut cwnd = self.cwnd;
+        let mut left = idle;
+        while left > rto && cwnd > restart {
+            left -= rto;
+            cwnd >>= 1;
+        }
+        self.cwnd = cwnd.max(restart);
+        self.cubic.epoch = None;
+        self.ca_acc = 0;
+    }
+
     pub fn mss(&self) -> usize {
         self.mss
     }
@@ -289,6 +309,19 @@ mod tests {
         c.undo(&prior);
         assert_eq!(c.cwnd(), 50 * MSS);
         assert_eq!(c.ssthresh(), usize::MAX);
+    }
+
+    #[test]
+    fn idle_restart_halves_per_rto_down_to_initial_window() {
+        let rto = Duration::from_millis(200);
+        let mut c = Congestion::new(Algorithm::Cubic, MSS, 10);
+        c.on_ack(Instant::ZERO, 70 * MSS, RTT, true);
+        assert_eq!(c.cwnd(), 80 * MSS);
+        c.restart_after_idle(Duration::from_millis(450), rto);
+        assert_eq!(c.cwnd(), 20 * MSS);
+        assert_eq!(c.ssthresh(), usize::MAX);
+        c.restart_after_idle(Duration::from_secs(10), rto);
+        assert_eq!(c.cwnd(), 10 * MSS);
     }
 
     #[test]

@@ -34,7 +34,8 @@
 //! dup-ACK counting when SACK is off; RTO = SRTT + max(4·RTTVAR, 200 ms),
 //! initial 1 s, doubling backoff capped at 120 s, give up after 15 timeouts
 //! (6 SYN / 5 SYN-ACK retries); CUBIC (default; Reno selectable) with
-//! initial window 10 and slow start, window growth only while cwnd-limited;
+//! initial window 10 and slow start, window growth only while cwnd-limited,
+//! window restart after an idle RTO (`tcp_slow_start_after_idle`);
 //! delayed ACK (40 ms, every second full segment, immediate on
 //! out-of-order, hole fill, FIN, duplicates, 16 quick ACKs after the
 //! handshake or a loss); zero-window probing; RFC 5961 challenge ACKs; full

@@ -106,6 +106,8 @@ pub struct Connection {
     force_retx: bool,
     cwnd_limited: bool,
     send_blocked: bool,
+    /// Last transmission of new data (for the restart after idle).
+    last_data_sent: Option<Instant>,
     rtt: RttEstimator,
     retries: u32,
     probe_due: bool,
@@ -194,6 +196,7 @@ impl Connection {
             force_retx: false,
             cwnd_limited: false,
             send_blocked: false,
+            last_data_sent: None,
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             retries: 0,
             probe_due: false,

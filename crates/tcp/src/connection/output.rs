@@ -165,6 +165,14 @@ impl Connection {
             }
             return Some(self.send_data(now, 0, true));
         }
+        if self.board.is_empty() {
+            if let Some(t) = self.last_data_sent {
+                let rto = self.rtt.rto();
+                if now - t > rto {
+                    self.cc.restart_after_idle(now - t, rto);
+                }
+            }
+        }
         if self.pipe() >= self.cc.cwnd() {
             self.cwnd_limited = true;
             return None;
@@ -214,6 +222,7 @@ impl Connection {
             self.fin_seq = Some(start + len);
         }
         self.stats.bytes_sent += len as u64;
+        self.last_data_sent = Some(now);
         if self.rto_at.is_none() {
             self.rto_at = Some(now + self.rtt.rto());
         }
