@@ -152,3 +152,23 @@ fn repeated_long_outages_with_loss_and_reordering() {
     // After the last outage the RTO backoff was reset by new ACKs.
     assert!(out.client_conn.rto() < Duration::from_millis(300));
 }
+
+#[test]
+fn bottleneck_with_tail_drops() {
+    // 10 MB/s with a 64 kB queue: slow start overshoots and loses bursts of
+    // segments; SACK recovery must repair them without timeouts piling up,
+    // and CUBIC must keep the link busy.
+    let link = LinkCfg {
+        rate: 10_000_000,
+        queue_bytes: 64 * 1024,
+        ..LinkCfg::default()
+    };
+    let cfg = bench(8, 10 * MB, MB, link);
+    let out = run(&cfg);
+    out.assert_complete(cfg.up, cfg.down);
+    assert!(out.dropped > 0);
+    let st = out.client_conn.stats();
+    assert!(st.rto_count <= 2, "{st:?}");
+    // 10 MB at 10 MB/s (minus header overhead) is ~1.1 s at best.
+    assert!(out.end < Instant::from_millis(1600), "took {:?}", out.end);
+}

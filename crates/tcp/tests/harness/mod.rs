@@ -70,6 +70,9 @@ pub struct LinkCfg {
     pub blackouts: Vec<(Instant, Instant)>,
     /// Serialization rate in bytes/s per direction (0 = unlimited).
     pub rate: u64,
+    /// Tail drop when the queue ahead of the link would exceed this many
+    /// bytes (0 = unbounded).
+    pub queue_bytes: u64,
     /// Explicit drop list: (direction a->b?, index of packet in that direction).
     pub drop_nth: Vec<(bool, u64)>,
 }
@@ -83,6 +86,7 @@ impl Default for LinkCfg {
             reorder_extra: Duration::from_millis(3),
             blackouts: Vec::new(),
             rate: 100_000_000,
+            queue_bytes: 0,
             drop_nth: Vec::new(),
         }
     }
@@ -331,6 +335,12 @@ pub fn run(cfg: &BenchCfg) -> Outcome {
                 let idx = nth[d];
                 nth[d] += 1;
                 let size = seg.payload.len() as u64 + 52;
+                let backlog_ns = (busy[d] - now).as_nanos() as u64;
+                let backlog = backlog_ns.saturating_mul(cfg.link.rate) / 1_000_000_000;
+                if cfg.link.queue_bytes > 0 && backlog + size > cfg.link.queue_bytes {
+                    dropped += 1;
+                    continue;
+                }
                 let tx_start = busy[d].max(now);
                 let tx_end = match (size * 1_000_000_000).checked_div(cfg.link.rate) {
                     Some(ns) => tx_start + Duration::from_nanos(ns),
