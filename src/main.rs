@@ -5,6 +5,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod cli;
+
 #[derive(Parser)]
 #[command(name = "ftsplice", version, about)]
 struct Cli {
@@ -16,6 +18,12 @@ struct Cli {
 enum Command {
     /// Print the build's version and component crates.
     Version,
+    /// The load balancer daemon.
+    Lb(cli::daemon::DaemonArgs),
+    /// The splicing proxy daemon.
+    Proxy(cli::daemon::DaemonArgs),
+    /// The backend split-splice agent daemon.
+    Agent(cli::daemon::DaemonArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,5 +33,8 @@ fn main() -> anyhow::Result<()> {
             println!("ftsplice {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Lb(a) => cli::daemon::run(cli::daemon::Role::Lb, &a),
+        Command::Proxy(a) => cli::daemon::run(cli::daemon::Role::Proxy, &a),
+        Command::Agent(a) => cli::daemon::run(cli::daemon::Role::Agent, &a),
     }
 }

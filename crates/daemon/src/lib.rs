@@ -11,4 +11,5 @@ pub mod config;
 pub mod frozen;
 pub mod logging;
 pub mod metrics;
+pub mod proxy;
 pub mod sink;

@@ -7,7 +7,7 @@
 //! vip = "198.18.0.10:80"
 //! ssa = "198.18.4.1"
 //! ssa_ports = "40000-44999"
-//! ssa_bind = "freebind"          # or "transparent", "local"
+//! ssa_bind = "local"             # or "freebind", "transparent"
 //! mss_clamp = 1400
 //! interface = "e0"               # data-plane device (BPF attach)
 //! metrics = "198.18.2.1:9100"
@@ -53,11 +53,15 @@ use toml::Spanned;
 /// How the proxy sources backend connections from the shared splice address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SsaBind {
-    /// `IP_FREEBIND`: bind to the SSA even if no local interface has it.
+    /// `IP_FREEBIND`: bind to the SSA before the interface holding it is
+    /// up (the kernel still refuses to route from an address no interface
+    /// has, so the SSA must be assigned by the time of connect).
     Freebind,
-    /// `IP_TRANSPARENT` (needs CAP_NET_ADMIN and policy routing for replies).
+    /// `IP_TRANSPARENT`: connect from the SSA without it being local
+    /// (CAP_NET_ADMIN; replies need policy routing to be delivered locally).
     Transparent,
-    /// The SSA is configured on a local interface; plain bind.
+    /// The SSA is assigned on a local interface (e.g. `lo`, like the VIP on
+    /// every proxy); plain bind. The default.
     Local,
 }
 
@@ -231,7 +235,7 @@ impl ProxyConfig {
         let ssa = ip_addr(src, &raw.ssa, "ssa")?;
         let ssa_ports = port_range(src, &raw.ssa_ports, "ssa_ports")?;
         let ssa_bind = match &raw.ssa_bind {
-            None => SsaBind::Freebind,
+            None => SsaBind::Local,
             Some(v) => match v.get_ref().as_str() {
                 "freebind" => SsaBind::Freebind,
                 "transparent" => SsaBind::Transparent,

@@ -1,0 +1,3 @@
+//! Subcommands of the `ftsplice` binary, one module each.
+
+pub mod daemon;
