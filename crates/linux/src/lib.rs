@@ -6,6 +6,7 @@
 //! creates ([`NetNs`], [`Topology`]); [`Topology`] refuses addresses outside
 //! the benchmarking range 198.18.0.0/15.
 
+pub mod bpf_abi;
 mod cmd;
 mod error;
 mod netns;
@@ -16,7 +17,7 @@ mod topology;
 pub use cmd::run_cmd;
 pub use error::Error;
 pub use netns::{unique_name, NetNs};
-pub use privilege::{is_root, skip_unless_root};
+pub use privilege::{is_root, pin_current_thread, skip_unless_root};
 pub use repair::{FrozenSocket, Queue, RepairWindow, SocketState, TcpInfoLite};
 pub use topology::{check_test_addr, Link, Topology};
 

@@ -1,0 +1,91 @@
+/* The map schema shared by the BPF programs and the control plane.
+ * Mirrored field for field by crates/linux/src/bpf_abi.rs; the sizes are
+ * asserted on both sides. All addresses and ports are in network byte order,
+ * every other field in host byte order. */
+#ifndef FT_ABI_H
+#define FT_ABI_H
+
+#include <linux/types.h>
+
+/* Incoming 4-tuple of a packet, key of the `splices` map. */
+struct splice_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+};
+
+/* splice_val.flags */
+#define FT_F_TS 0x01   /* both connections negotiated timestamps */
+#define FT_F_SACK 0x02 /* both connections negotiated SACK */
+#define FT_F_HOLD 0x04 /* splice being created: drop (peers retransmit) */
+
+/* splice_val.dir */
+#define FT_DIR_C2S 0
+#define FT_DIR_S2C 1
+
+/* What to do with a packet matching one splice_key: one entry per direction.
+ * Sequence-space values are *added* (wrapping); the control plane negates
+ * where proto::splice says "subtract". */
+struct splice_val {
+	__be32 saddr; /* outgoing source address */
+	__be32 daddr; /* outgoing destination address */
+	__be16 sport;
+	__be16 dport;
+	__u32 seq_add;   /* added to the sequence number */
+	__u32 ack_add;   /* added to the ack number and SACK block edges */
+	__u32 tsval_add; /* added to TSval */
+	__u32 tsecr_add; /* added to TSecr */
+	__u8 wscale_in;  /* shift the sender applies to its own windows */
+	__u8 wscale_out; /* shift the receiver applies to windows it gets */
+	__u8 flags;      /* FT_F_* */
+	__u8 dir;        /* FT_DIR_* */
+	__u32 version;
+	__u64 splice_id;
+};
+
+/* Index of the per-CPU `counters` array: why a packet went where it went. */
+enum ft_counter {
+	FT_C_NOT_IPV4 = 0,    /* not IPv4 over Ethernet: stack */
+	FT_C_NOT_TCP,         /* IPv4 but not TCP: stack */
+	FT_C_FRAGMENT,        /* IP fragment: stack */
+	FT_C_NO_SPLICE,       /* TCP, no splice for the 4-tuple: stack */
+	FT_C_TRANSLATED,      /* translated (then redirected or to the stack) */
+	FT_C_REDIRECTED,      /* translated and redirected by fib lookup */
+	FT_C_FIB_STACK,       /* translated, fib lookup failed: stack routes it */
+	FT_C_HOLD_DROP,       /* splice on hold: dropped */
+	FT_C_SLOW_SYN,        /* SYN on a spliced 4-tuple: slow path */
+	FT_C_SLOW_TRUNCATED,  /* headers shorter than they claim: slow path */
+	FT_C_SLOW_BAD_OPTION, /* malformed TCP option: slow path */
+	FT_C_SLOW_IP_OPTIONS, /* IPv4 header with options: slow path */
+	FT_C_LB_SENT,         /* lb: sent to a proxy */
+	FT_C_LB_NO_PROXY,     /* lb: no live proxy in the table: stack */
+	FT_C_LB_NOT_VIP,      /* lb: not for the service address: stack */
+	FT_C_MAX,
+};
+
+/* lb: one slot of the proxy table; the control plane repeats a proxy in
+ * proportion to its weight W_i / sum(W). */
+struct lb_slot {
+	__u8 dmac[6]; /* the proxy's MAC */
+	__u8 smac[6]; /* our MAC on the egress interface */
+	__u32 ifindex; /* egress interface (== ingress: XDP_TX) */
+};
+
+#define FT_LB_SLOTS 256
+#define FT_LB_MODE_FLOW 0  /* flow hash: a connection sticks to one proxy */
+#define FT_LB_MODE_SPRAY 1 /* bursts of `burst` packets round the table */
+
+struct lb_cfg {
+	__be32 vip;
+	__u32 nslots; /* slots in use, 0..=FT_LB_SLOTS */
+	__u32 mode;
+	__u32 burst;
+};
+
+_Static_assert(sizeof(struct splice_key) == 12, "splice_key size");
+_Static_assert(sizeof(struct splice_val) == 48, "splice_val size");
+_Static_assert(sizeof(struct lb_slot) == 16, "lb_slot size");
+_Static_assert(sizeof(struct lb_cfg) == 16, "lb_cfg size");
+
+#endif

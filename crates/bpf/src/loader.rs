@@ -1,0 +1,317 @@
+//! Loading the embedded objects with aya, attaching them, writing their maps
+//! and reading their counters, and running them through BPF_PROG_TEST_RUN.
+//!
+//! Attaching uses the calling thread's network namespace (run it inside
+//! `NetNs::run` for test namespaces). Programs stay attached while the plane
+//! lives (TCX links are released on drop).
+
+use crate::bpf_abi::{Counter, LbCfg, LbSlot, SpliceKey, SpliceVal, LB_SLOTS};
+use crate::objects::{AGENT_OBJ, LB_OBJ, PROXY_OBJ};
+use crate::splice_map;
+use crate::{Error, Result};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray};
+use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
+use aya::{Ebpf, TestRun as _, TestRunOptions};
+use ftsplice_proto::splice::Splice;
+
+/// Which splice program an object carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpliceRole {
+    /// TC ingress on a proxy (`proxy_ingress`, plus the `splice_test` entry).
+    Proxy,
+    /// TC egress on a backend (`agent_egress`).
+    Agent,
+}
+
+impl SpliceRole {
+    fn programs(self) -> &'static [&'static str] {
+        match self {
+            SpliceRole::Proxy => &["proxy_ingress", "splice_test"],
+            SpliceRole::Agent => &["agent_egress"],
+        }
+    }
+}
+
+/// Per-reason packet counts, summed over CPUs, indexed by [`Counter`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters(pub Vec<u64>);
+
+impl Counters {
+    pub fn get(&self, c: Counter) -> u64 {
+        self.0.get(c as usize).copied().unwrap_or(0)
+    }
+
+    /// `self - earlier`, per counter.
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        Counters(
+            self.0
+                .iter()
+                .enumerate()
+                .map(|(i, n)| n - earlier.0.get(i).copied().unwrap_or(0))
+                .collect(),
+        )
+    }
+}
+
+/// Result of one BPF_PROG_TEST_RUN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestRun {
+    pub retval: u32,
+    pub packet: Vec<u8>,
+}
+
+fn read_counters(ebpf: &Ebpf) -> Result<Counters> {
+    let map = ebpf.map("counters").ok_or(Error::Missing("map counters"))?;
+    let arr = PerCpuArray::<&MapData, u64>::try_from(map).map_err(|source| Error::Map {
+        name: "counters",
+        source,
+    })?;
+    let mut out = Vec::with_capacity(Counter::COUNT as usize);
+    for i in 0..Counter::COUNT {
+        let per_cpu = arr.get(&i, 0).map_err(|source| Error::Map {
+            name: "counters",
+            source,
+        })?;
+        out.push(per_cpu.iter().sum());
+    }
+    Ok(Counters(out))
+}
+
+/// A loaded proxy or agent object.
+pub struct SplicePlane {
+    ebpf: Ebpf,
+    role: SpliceRole,
+}
+
+impl SplicePlane {
+    /// Loads the object for `role` and all its programs (verifier runs here).
+    pub fn load(role: SpliceRole) -> Result<SplicePlane> {
+        let obj = match role {
+            SpliceRole::Proxy => PROXY_OBJ,
+            SpliceRole::Agent => AGENT_OBJ,
+        };
+        let mut ebpf = Ebpf::load(obj)?;
+        for &name in role.programs() {
+            let prog: &mut SchedClassifier = ebpf
+                .program_mut(name)
+                .ok_or(Error::Missing(name))?
+                .try_into()
+                .map_err(|source| Error::Program { name, source })?;
+            prog.load()
+                .map_err(|source| Error::Program { name, source })?;
+        }
+        Ok(SplicePlane { ebpf, role })
+    }
+
+    pub fn role(&self) -> SpliceRole {
+        self.role
+    }
+
+    fn classifier(&self, name: &'static str) -> Result<&SchedClassifier> {
+        self.ebpf
+            .program(name)
+            .ok_or(Error::Missing(name))?
+            .try_into()
+            .map_err(|source| Error::Program { name, source })
+    }
+
+    /// Attaches the role's program to `iface` (ingress for the proxy,
+    /// egress for the agent) in the calling thread's namespace.
+    pub fn attach(&mut self, iface: &str) -> Result<()> {
+        let (name, at) = match self.role {
+            SpliceRole::Proxy => ("proxy_ingress", TcAttachType::Ingress),
+            SpliceRole::Agent => ("agent_egress", TcAttachType::Egress),
+        };
+        let prog: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(Error::Missing(name))?
+            .try_into()
+            .map_err(|source| Error::Program { name, source })?;
+        prog.attach(iface, at)
+            .map_err(|source| Error::Program { name, source })?;
+        Ok(())
+    }
+
+    fn splices(&mut self) -> Result<HashMap<&mut MapData, SpliceKey, SpliceVal>> {
+        let map = self
+            .ebpf
+            .map_mut("splices")
+            .ok_or(Error::Missing("map splices"))?;
+        HashMap::try_from(map).map_err(|source| Error::Map {
+            name: "splices",
+            source,
+        })
+    }
+
+    /// Writes one raw entry.
+    pub fn insert(&mut self, key: SpliceKey, val: SpliceVal) -> Result<()> {
+        self.splices()?
+            .insert(key, val, 0)
+            .map_err(|source| Error::Map {
+                name: "splices",
+                source,
+            })
+    }
+
+    /// Installs both directions of `s`.
+    pub fn install(&mut self, s: &Splice) -> Result<()> {
+        for (k, v) in splice_map::entries(s) {
+            self.insert(k, v)?;
+        }
+        Ok(())
+    }
+
+    /// Installs `s` on hold: its packets are dropped until [`Self::install`].
+    pub fn hold(&mut self, s: &Splice) -> Result<()> {
+        for (k, v) in splice_map::hold_entries(s) {
+            self.insert(k, v)?;
+        }
+        Ok(())
+    }
+
+    /// Removes both directions of `s` (missing entries are fine).
+    pub fn remove(&mut self, s: &Splice) -> Result<()> {
+        let mut map = self.splices()?;
+        for (k, _) in splice_map::entries(s) {
+            match map.remove(&k) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(aya::maps::MapError::SyscallError(e))
+                    if e.io_error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(Error::Map {
+                        name: "splices",
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn counters(&self) -> Result<Counters> {
+        read_counters(&self.ebpf)
+    }
+
+    /// Runs program `name` once on `packet` (an Ethernet frame) through
+    /// BPF_PROG_TEST_RUN and returns its verdict and output bytes.
+    pub fn test_run(&self, name: &'static str, packet: &[u8]) -> Result<TestRun> {
+        let prog = self.classifier(name)?;
+        let mut out = vec![0u8; packet.len() + 256];
+        let opts = TestRunOptions {
+            data_in: Some(packet),
+            data_out: Some(&mut out),
+            ..TestRunOptions::default()
+        };
+        let r = prog
+            .test_run(opts)
+            .map_err(|source| Error::Program { name, source })?;
+        out.truncate(r.data_size_out as usize);
+        Ok(TestRun {
+            retval: r.return_value,
+            packet: out,
+        })
+    }
+}
+
+/// A loaded lb object.
+pub struct LbPlane {
+    ebpf: Ebpf,
+}
+
+impl LbPlane {
+    pub fn load() -> Result<LbPlane> {
+        let mut ebpf = Ebpf::load(LB_OBJ)?;
+        let prog: &mut Xdp = ebpf
+            .program_mut("lb")
+            .ok_or(Error::Missing("lb"))?
+            .try_into()
+            .map_err(|source| Error::Program { name: "lb", source })?;
+        prog.load()
+            .map_err(|source| Error::Program { name: "lb", source })?;
+        Ok(LbPlane { ebpf })
+    }
+
+    /// Attaches `lb` to `iface` (driver mode where supported, else generic).
+    pub fn attach(&mut self, iface: &str) -> Result<()> {
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut("lb")
+            .ok_or(Error::Missing("lb"))?
+            .try_into()
+            .map_err(|source| Error::Program { name: "lb", source })?;
+        prog.attach(iface, XdpMode::Default)
+            .or_else(|_| prog.attach(iface, XdpMode::Skb))
+            .map_err(|source| Error::Program { name: "lb", source })?;
+        Ok(())
+    }
+
+    /// Sets the service address, mode and burst length, and the slot table
+    /// (see [`crate::lb::slot_table`]); an empty table stops balancing.
+    pub fn configure(&mut self, mut cfg: LbCfg, slots: &[LbSlot]) -> Result<()> {
+        if slots.len() > LB_SLOTS {
+            return Err(Error::Invalid(format!(
+                "{} slots > {LB_SLOTS}",
+                slots.len()
+            )));
+        }
+        {
+            let map = self
+                .ebpf
+                .map_mut("lb_slots")
+                .ok_or(Error::Missing("map lb_slots"))?;
+            let mut arr =
+                Array::<&mut MapData, LbSlot>::try_from(map).map_err(|source| Error::Map {
+                    name: "lb_slots",
+                    source,
+                })?;
+            for (i, s) in slots.iter().enumerate() {
+                arr.set(i as u32, *s, 0).map_err(|source| Error::Map {
+                    name: "lb_slots",
+                    source,
+                })?;
+            }
+        }
+        cfg.nslots = slots.len() as u32;
+        let map = self
+            .ebpf
+            .map_mut("lb_config")
+            .ok_or(Error::Missing("map lb_config"))?;
+        let mut arr = Array::<&mut MapData, LbCfg>::try_from(map).map_err(|source| Error::Map {
+            name: "lb_config",
+            source,
+        })?;
+        arr.set(0, cfg, 0).map_err(|source| Error::Map {
+            name: "lb_config",
+            source,
+        })
+    }
+
+    pub fn counters(&self) -> Result<Counters> {
+        read_counters(&self.ebpf)
+    }
+
+    /// Runs `lb` once on `packet` through BPF_PROG_TEST_RUN.
+    pub fn test_run(&self, packet: &[u8]) -> Result<TestRun> {
+        let prog: &Xdp = self
+            .ebpf
+            .program("lb")
+            .ok_or(Error::Missing("lb"))?
+            .try_into()
+            .map_err(|source| Error::Program { name: "lb", source })?;
+        let mut out = vec![0u8; packet.len() + 256];
+        let opts = TestRunOptions {
+            data_in: Some(packet),
+            data_out: Some(&mut out),
+            ..TestRunOptions::default()
+        };
+        let r = prog
+            .test_run(opts)
+            .map_err(|source| Error::Program { name: "lb", source })?;
+        out.truncate(r.data_size_out as usize);
+        Ok(TestRun {
+            retval: r.return_value,
+            packet: out,
+        })
+    }
+}

@@ -1,0 +1,167 @@
+//! The BPF map schema (crates/bpf/c/abi.h), field for field, as `#[repr(C)]`
+//! types aya can copy into and out of maps. They live here because
+//! implementing `aya::Pod` is `unsafe`, and this is the only crate allowed
+//! that; crates/bpf builds them from `proto::splice::Splice`.
+//!
+//! Byte order: addresses and ports are network order (as in the packet),
+//! every other field host order.
+
+#![allow(unsafe_code)] // `unsafe impl Pod`: each has a `// SAFETY:` line.
+
+/// Incoming 4-tuple, key of the `splices` map.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct SpliceKey {
+    pub saddr: [u8; 4],
+    pub daddr: [u8; 4],
+    pub sport: [u8; 2],
+    pub dport: [u8; 2],
+}
+
+/// `splice_val.flags`: both connections negotiated timestamps.
+pub const FLAG_TS: u8 = 0x01;
+/// `splice_val.flags`: both connections negotiated SACK.
+pub const FLAG_SACK: u8 = 0x02;
+/// `splice_val.flags`: splice being created, drop its packets.
+pub const FLAG_HOLD: u8 = 0x04;
+pub const DIR_C2S: u8 = 0;
+pub const DIR_S2C: u8 = 1;
+
+/// One direction of a splice, value of the `splices` map.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct SpliceVal {
+    pub saddr: [u8; 4],
+    pub daddr: [u8; 4],
+    pub sport: [u8; 2],
+    pub dport: [u8; 2],
+    pub seq_add: u32,
+    pub ack_add: u32,
+    pub tsval_add: u32,
+    pub tsecr_add: u32,
+    pub wscale_in: u8,
+    pub wscale_out: u8,
+    pub flags: u8,
+    pub dir: u8,
+    pub version: u32,
+    pub splice_id: u64,
+}
+
+/// Capacity of the lb slot table.
+pub const LB_SLOTS: usize = 256;
+pub const LB_MODE_FLOW: u32 = 0;
+pub const LB_MODE_SPRAY: u32 = 1;
+
+/// One slot of the lb's proxy table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct LbSlot {
+    pub dmac: [u8; 6],
+    pub smac: [u8; 6],
+    pub ifindex: u32,
+}
+
+/// The lb's configuration (single entry of `lb_config`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct LbCfg {
+    pub vip: [u8; 4],
+    pub nslots: u32,
+    pub mode: u32,
+    pub burst: u32,
+}
+
+// SAFETY: repr(C), integers and byte arrays only, no padding (sizes below
+// equal the sum of the fields), so every bit pattern is valid and copying
+// the bytes to and from the kernel is sound.
+unsafe impl aya::Pod for SpliceKey {}
+// SAFETY: as above; 48 bytes with no padding.
+unsafe impl aya::Pod for SpliceVal {}
+// SAFETY: as above; 16 bytes with no padding.
+unsafe impl aya::Pod for LbSlot {}
+// SAFETY: as above; 16 bytes with no padding.
+unsafe impl aya::Pod for LbCfg {}
+
+const _: () = assert!(core::mem::size_of::<SpliceKey>() == 12);
+const _: () = assert!(core::mem::size_of::<SpliceVal>() == 48);
+const _: () = assert!(core::mem::size_of::<LbSlot>() == 16);
+const _: () = assert!(core::mem::size_of::<LbCfg>() == 16);
+
+/// Indices of the per-CPU `counters` array (`enum ft_counter`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Counter {
+    NotIpv4 = 0,
+    NotTcp,
+    Fragment,
+    NoSplice,
+    Translated,
+    Redirected,
+    FibStack,
+    HoldDrop,
+    SlowSyn,
+    SlowTruncated,
+    SlowBadOption,
+    SlowIpOptions,
+    LbSent,
+    LbNoProxy,
+    LbNotVip,
+}
+
+impl Counter {
+    pub const COUNT: u32 = 15;
+    pub const ALL: [Counter; 15] = [
+        Counter::NotIpv4,
+        Counter::NotTcp,
+        Counter::Fragment,
+        Counter::NoSplice,
+        Counter::Translated,
+        Counter::Redirected,
+        Counter::FibStack,
+        Counter::HoldDrop,
+        Counter::SlowSyn,
+        Counter::SlowTruncated,
+        Counter::SlowBadOption,
+        Counter::SlowIpOptions,
+        Counter::LbSent,
+        Counter::LbNoProxy,
+        Counter::LbNotVip,
+    ];
+
+    /// Stable lowercase name for metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::NotIpv4 => "not_ipv4",
+            Counter::NotTcp => "not_tcp",
+            Counter::Fragment => "fragment",
+            Counter::NoSplice => "no_splice",
+            Counter::Translated => "translated",
+            Counter::Redirected => "redirected",
+            Counter::FibStack => "fib_stack",
+            Counter::HoldDrop => "hold_drop",
+            Counter::SlowSyn => "slow_syn",
+            Counter::SlowTruncated => "slow_truncated",
+            Counter::SlowBadOption => "slow_bad_option",
+            Counter::SlowIpOptions => "slow_ip_options",
+            Counter::LbSent => "lb_sent",
+            Counter::LbNoProxy => "lb_no_proxy",
+            Counter::LbNotVip => "lb_not_vip",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_dense_and_named_uniquely() {
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            assert_eq!(*c as u32, i as u32);
+        }
+        let mut names: Vec<_> = Counter::ALL.iter().map(|c| c.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Counter::COUNT as usize);
+    }
+}
