@@ -57,10 +57,12 @@ enum ft_counter {
 	FT_C_SLOW_SYN,        /* SYN on a spliced 4-tuple: slow path */
 	FT_C_SLOW_TRUNCATED,  /* headers shorter than they claim: slow path */
 	FT_C_SLOW_BAD_OPTION, /* malformed TCP option: slow path */
-	FT_C_SLOW_IP_OPTIONS, /* IPv4 header with options: slow path */
+	FT_C_UNUSED_11,       /* (was: IPv4 options; they are translated now) */
 	FT_C_LB_SENT,         /* lb: sent to a proxy */
 	FT_C_LB_NO_PROXY,     /* lb: no live proxy in the table: stack */
 	FT_C_LB_NOT_VIP,      /* lb: not for the service address: stack */
+	FT_C_SLOW_BAD_IP_HEADER,  /* IHL or total length inconsistent: stack */
+	FT_C_SLOW_BAD_TCP_HEADER, /* data offset below 5 or past the segment */
 	FT_C_MAX,
 };
 

@@ -35,76 +35,93 @@ static __always_inline void ft_count(__u32 c)
 }
 
 #define FT_L3_OFF ((__u32)sizeof(struct ethhdr))
-#define FT_L4_OFF (FT_L3_OFF + (__u32)sizeof(struct iphdr))
-#define FT_TCP_CSUM_OFF (FT_L4_OFF + (__u32)offsetof(struct tcphdr, check))
 
-/* Finds the splice direction for the packet in skb; NULL if none (the
- * reason is counted). On success *ipp points at the IPv4 header. */
-static __always_inline struct splice_val *ft_lookup(struct __sk_buff *skb, struct iphdr **ipp)
+/* A packet that passed ft_parse(). */
+struct ft_pkt {
+	__u32 l4_off; /* TCP header offset in the frame */
+	__u32 hlen;   /* TCP header length */
+	struct splice_val *v;
+};
+
+/* ft_parse() result for a packet of a splice (counters are >= 0). */
+#define FT_PARSED (-1)
+
+/* Validates Ethernet/IPv4/TCP in the reference translator's order
+ * (proto::splice::translate docs) and looks the 4-tuple up. Returns
+ * FT_PARSED with *p filled, or the counter saying why the packet goes to
+ * the stack. */
+static __always_inline int ft_parse(struct __sk_buff *skb, struct ft_pkt *p)
 {
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP)) {
-		ft_count(FT_C_NOT_IPV4);
-		return NULL;
-	}
+	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return FT_C_NOT_IPV4;
+	__u32 len = skb->len - FT_L3_OFF; /* IPv4 bytes in the frame */
+	if (len < sizeof(struct iphdr))
+		return FT_C_SLOW_TRUNCATED;
 	struct iphdr *ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > end || ip->version != 4) {
-		ft_count(FT_C_NOT_IPV4);
-		return NULL;
-	}
-	if (ip->protocol != IPPROTO_TCP) {
-		ft_count(FT_C_NOT_TCP);
-		return NULL;
-	}
-	if (ip->frag_off & bpf_htons(0x3fff)) {
-		ft_count(FT_C_FRAGMENT);
-		return NULL;
-	}
-	/* Ports sit right after the header, whatever its length. */
-	__u32 ihl = (ip->ihl & 15) * 4;
-	__u8 *l4 = (__u8 *)ip + ihl;
-	if (ihl < sizeof(struct iphdr) || (void *)(l4 + 4) > end) {
-		ft_count(FT_C_SLOW_TRUNCATED);
-		return NULL;
-	}
+	if ((void *)(ip + 1) > end)
+		return FT_C_SLOW_TRUNCATED;
+	if (ip->version != 4)
+		return FT_C_NOT_IPV4;
+	__u32 ihl = ip->ihl * 4;
+	__u32 tl = bpf_ntohs(ip->tot_len);
+	if (ihl < sizeof(struct iphdr) || ihl > len || tl < ihl || tl > len)
+		return FT_C_SLOW_BAD_IP_HEADER;
+	if (ip->frag_off & bpf_htons(0x3fff))
+		return FT_C_FRAGMENT;
+	if (ip->protocol != IPPROTO_TCP)
+		return FT_C_NOT_TCP;
+	__u32 seg = tl - ihl;
+	if (seg < sizeof(struct tcphdr))
+		return FT_C_SLOW_TRUNCATED;
+	__u32 l4_off = FT_L3_OFF + (ihl & 0x3c);
+	struct tcphdr *tcp = data + l4_off;
+	if ((void *)(tcp + 1) > end)
+		return FT_C_SLOW_TRUNCATED;
+	__u32 hlen = tcp->doff * 4;
+	if (hlen < sizeof(struct tcphdr) || hlen > seg)
+		return FT_C_SLOW_BAD_TCP_HEADER;
 	struct splice_key k = {
 		.saddr = ip->saddr,
 		.daddr = ip->daddr,
-		.sport = *(__be16 *)l4,
-		.dport = *(__be16 *)(l4 + 2),
+		.sport = tcp->source,
+		.dport = tcp->dest,
 	};
-	struct splice_val *v = bpf_map_lookup_elem(&splices, &k);
-	if (!v) {
-		ft_count(FT_C_NO_SPLICE);
-		return NULL;
-	}
-	*ipp = ip;
-	return v;
+	p->v = bpf_map_lookup_elem(&splices, &k);
+	if (!p->v)
+		return FT_C_NO_SPLICE;
+	p->l4_off = l4_off;
+	p->hlen = hlen;
+	return FT_PARSED;
 }
 
 /* Translates and forwards a packet of a splice. Returns the TC verdict. */
 static __always_inline int ft_splice_skb(struct __sk_buff *skb)
 {
-	struct iphdr *ip;
-	struct splice_val *v = ft_lookup(skb, &ip);
-	if (!v)
+	struct ft_pkt p;
+	int why = ft_parse(skb, &p);
+	if (why != FT_PARSED) {
+		ft_count(why);
 		return TC_ACT_OK;
+	}
+	struct splice_val *v = p.v;
 	if (v->flags & FT_F_HOLD) {
 		ft_count(FT_C_HOLD_DROP);
 		return TC_ACT_SHOT;
 	}
 	struct ft_csum cs;
-	int r = ft_translate(skb, FT_L3_OFF, v, &cs);
+	int r = ft_translate(skb, FT_L3_OFF, p.l4_off, p.hlen, v, &cs);
 	if (r != FT_OK) {
 		ft_count(r);
 		return TC_ACT_OK;
 	}
 	ft_count(FT_C_TRANSLATED);
 	__be32 daddr = v->daddr, saddr = v->saddr;
-	bpf_l4_csum_replace(skb, FT_TCP_CSUM_OFF, 0, ft_csum_diff(cs.pseudo), BPF_F_PSEUDO_HDR);
-	bpf_l4_csum_replace(skb, FT_TCP_CSUM_OFF, 0, ft_csum_diff(cs.l4), 0);
+	__u32 csum_off = (p.l4_off & 0xff) + offsetof(struct tcphdr, check);
+	bpf_l4_csum_replace(skb, csum_off, 0, ft_csum_diff(cs.pseudo), BPF_F_PSEUDO_HDR);
+	bpf_l4_csum_replace(skb, csum_off, 0, ft_csum_diff(cs.l4), 0);
 
 	struct bpf_fib_lookup fib = {};
 	fib.family = AF_INET;

@@ -25,8 +25,13 @@
 
 #define FT_TCPOPT_EOL 0
 #define FT_TCPOPT_NOP 1
+#define FT_TCPOPT_MSS 2
+#define FT_TCPOPT_WS 3
+#define FT_TCPOPT_SACK_PERM 4
 #define FT_TCPOPT_SACK 5
 #define FT_TCPOPT_TS 8
+/* RFC 7323 caps shift counts at 14; larger values are treated as 14. */
+#define FT_MAX_WSCALE 14
 #define FT_TS_LEN 10
 #define FT_MAX_SACK_BLOCKS 4
 /* At most 40 option bytes: as many iterations as bytes bounds the walk. */
@@ -37,7 +42,6 @@ enum ft_verdict {
 	FT_SLOW_SYN = FT_C_SLOW_SYN,
 	FT_SLOW_TRUNCATED = FT_C_SLOW_TRUNCATED,
 	FT_SLOW_BAD_OPTION = FT_C_SLOW_BAD_OPTION,
-	FT_SLOW_IP_OPTIONS = FT_C_SLOW_IP_OPTIONS,
 };
 
 /* Checksum differences, as unfolded sums of 16-bit words (~old + new). */
@@ -140,7 +144,7 @@ struct ft_opt_walk {
 	__u32 n;            /* option bytes present */
 	__u32 off;          /* next option */
 	__s32 verdict;
-	__u32 ack;          /* ACK flag set */
+	__u32 seen_ts, seen_sack;
 	__u32 flags, tsval_add, tsecr_add, ack_add;
 };
 
@@ -155,7 +159,12 @@ static __always_inline void ft_buf_add32(__u8 *b, __u32 off, __u32 add)
 	b[(off + 3) & 63] = v;
 }
 
-/* One option: returns 1 to stop the walk (end, or a slow-path verdict). */
+/* One option: returns 1 to stop the walk (end, or a slow-path verdict).
+ * The rules are ftsplice_wire's option parser: EOL ends, NOP is one byte,
+ * anything else needs a length byte >= 2 and its whole body inside the
+ * options; MSS, window scale, SACK-permitted and timestamp must have their
+ * fixed lengths, SACK 1 to 4 blocks; a second timestamp or SACK option is
+ * malformed. Unknown kinds are skipped. */
 static long ft_opt_step(__u32 index, void *ctx)
 {
 	struct ft_opt_walk *w = ctx;
@@ -171,33 +180,30 @@ static long ft_opt_step(__u32 index, void *ctx)
 		w->off = off + 1;
 		return 0;
 	}
-	if (off + 1 >= n) {
-		w->verdict = FT_SLOW_BAD_OPTION;
+	w->verdict = FT_SLOW_BAD_OPTION;
+	if (off + 1 >= n)
 		return 1;
-	}
 	__u32 len = b[(off + 1) & 63];
-	if (len < 2 || off + len > n) {
-		w->verdict = FT_SLOW_BAD_OPTION;
+	if (len < 2 || off + len > n)
 		return 1;
-	}
+	if ((kind == FT_TCPOPT_MSS && len != 4) || (kind == FT_TCPOPT_WS && len != 3) ||
+	    (kind == FT_TCPOPT_SACK_PERM && len != 2))
+		return 1;
 	if (kind == FT_TCPOPT_TS) {
-		if (len != FT_TS_LEN) {
-			w->verdict = FT_SLOW_BAD_OPTION;
+		if (len != FT_TS_LEN || w->seen_ts)
 			return 1;
-		}
+		w->seen_ts = 1;
 		if (w->flags & FT_F_TS) {
 			ft_buf_add32(b, off + 2, w->tsval_add);
-			if (w->ack)
-				ft_buf_add32(b, off + 6, w->tsecr_add);
+			ft_buf_add32(b, off + 6, w->tsecr_add);
 		} else {
 			for (int j = 0; j < FT_TS_LEN; j++)
 				b[(off + j) & 63] = FT_TCPOPT_NOP;
 		}
 	} else if (kind == FT_TCPOPT_SACK) {
-		if (len < 10 || (len - 2) % 8) {
-			w->verdict = FT_SLOW_BAD_OPTION;
+		if (len < 10 || (len - 2) % 8 || w->seen_sack)
 			return 1;
-		}
+		w->seen_sack = 1;
 		if (w->flags & FT_F_SACK) {
 			for (int e = 0; e < FT_MAX_SACK_BLOCKS * 2; e++)
 				if (2 + e * 4 < len)
@@ -208,47 +214,42 @@ static long ft_opt_step(__u32 index, void *ctx)
 					b[(off + j) & 63] = FT_TCPOPT_NOP;
 		}
 	}
+	w->verdict = FT_OK;
 	w->off = off + len;
 	return 0;
 }
 
-/* Translates the IPv4/TCP packet of skb, whose IPv4 header starts at
- * l3_off, through the splice direction `v`. On FT_OK the packet is
- * rewritten except for the TCP checksum, whose differences are in *cs; on
- * any other verdict nothing was written. Packet pointers are invalid after
- * the call. */
-static __always_inline int ft_translate(struct __sk_buff *skb, __u32 l3_off,
-					 const struct splice_val *v, struct ft_csum *cs)
+/* Translates the IPv4/TCP packet of skb through the splice direction `v`.
+ * The caller has validated the IPv4 header and the TCP header length
+ * (ft_parse) and found `v` by the packet's 4-tuple; the TCP header starts
+ * at l4_off and is hlen bytes long. On FT_OK the packet is rewritten except
+ * for the TCP checksum, whose differences are in *cs; on any other verdict
+ * nothing was written. Packet pointers are invalid after the call. */
+static __always_inline int ft_translate(struct __sk_buff *skb, __u32 l3_off, __u32 l4_off,
+					 __u32 hlen, const struct splice_val *v, struct ft_csum *cs)
 {
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
-	struct iphdr *ip = data + l3_off;
+	struct iphdr *ip = data + (l3_off & 0xff);
 	if ((void *)(ip + 1) > end)
 		return FT_SLOW_TRUNCATED;
-	if (ip->ihl != 5)
-		return FT_SLOW_IP_OPTIONS;
-	struct tcphdr *tcp = (void *)(ip + 1);
+	struct tcphdr *tcp = data + (l4_off & 0xff);
 	if ((void *)(tcp + 1) > end)
 		return FT_SLOW_TRUNCATED;
 	if (tcp->syn)
 		return FT_SLOW_SYN;
-	__u32 hlen = tcp->doff * 4;
-	if (hlen < sizeof(struct tcphdr))
-		return FT_SLOW_TRUNCATED;
-	if ((void *)tcp + hlen > end)
+	if (hlen < sizeof(struct tcphdr) || hlen > 60)
 		return FT_SLOW_TRUNCATED;
 	__u32 n = (hlen - sizeof(struct tcphdr)) & 63;
 	if (n > 40)
 		return FT_SLOW_TRUNCATED;
-	int ack = tcp->ack;
 	struct ft_opt_walk w = {};
 	w.n = n;
-	w.ack = ack;
 	w.flags = v->flags;
 	w.tsval_add = v->tsval_add;
 	w.tsecr_add = v->tsecr_add;
 	w.ack_add = v->ack_add;
-	__u32 opt_off = l3_off + sizeof(struct iphdr) + sizeof(struct tcphdr);
+	__u32 opt_off = (l4_off & 0xff) + sizeof(struct tcphdr);
 	__u64 opt_old = 0, opt_new = 0;
 	if (n) {
 		if (bpf_skb_load_bytes(skb, opt_off, w.b, n))
@@ -265,10 +266,10 @@ static __always_inline int ft_translate(struct __sk_buff *skb, __u32 l3_off,
 	 * verifier. */
 	data = (void *)(long)skb->data;
 	end = (void *)(long)skb->data_end;
-	ip = data + l3_off;
+	ip = data + (l3_off & 0xff);
 	if ((void *)(ip + 1) > end)
 		return FT_SLOW_TRUNCATED;
-	tcp = (void *)(ip + 1);
+	tcp = data + (l4_off & 0xff);
 	if ((void *)(tcp + 1) > end)
 		return FT_SLOW_TRUNCATED;
 
@@ -292,14 +293,17 @@ static __always_inline int ft_translate(struct __sk_buff *skb, __u32 l3_off,
 	tcp->source = v->sport;
 	tcp->dest = v->dport;
 	ft_add32((__u8 *)&tcp->seq, 4, v->seq_add, &cs->l4);
-	if (ack)
-		ft_add32((__u8 *)&tcp->ack_seq, 8, v->ack_add, &cs->l4);
+	/* The ack field is rewritten even without ACK (as the reference does):
+	 * the receiver ignores it then. */
+	ft_add32((__u8 *)&tcp->ack_seq, 8, v->ack_add, &cs->l4);
 
 	/* Window: scale to bytes with the sender's shift, back down with the
 	 * shift the receiver applies; saturate at the field's maximum. */
 	__u32 win = bpf_ntohs(tcp->window);
-	__u32 bytes = win << (v->wscale_in & 15);
-	__u32 nwin = bytes >> (v->wscale_out & 15);
+	__u32 shl = v->wscale_in < FT_MAX_WSCALE ? v->wscale_in : FT_MAX_WSCALE;
+	__u32 shr = v->wscale_out < FT_MAX_WSCALE ? v->wscale_out : FT_MAX_WSCALE;
+	__u32 bytes = win << shl;
+	__u32 nwin = bytes >> shr;
 	if (nwin > 0xffff)
 		nwin = 0xffff;
 	ft_acc16(&cs->l4, win, nwin);

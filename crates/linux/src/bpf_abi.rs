@@ -102,15 +102,18 @@ pub enum Counter {
     SlowSyn,
     SlowTruncated,
     SlowBadOption,
-    SlowIpOptions,
+    /// Unused index (IPv4 options are translated, not a slow path).
+    Unused11,
     LbSent,
     LbNoProxy,
     LbNotVip,
+    SlowBadIpHeader,
+    SlowBadTcpHeader,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 15;
-    pub const ALL: [Counter; 15] = [
+    pub const COUNT: u32 = 17;
+    pub const ALL: [Counter; 17] = [
         Counter::NotIpv4,
         Counter::NotTcp,
         Counter::Fragment,
@@ -122,10 +125,12 @@ impl Counter {
         Counter::SlowSyn,
         Counter::SlowTruncated,
         Counter::SlowBadOption,
-        Counter::SlowIpOptions,
+        Counter::Unused11,
         Counter::LbSent,
         Counter::LbNoProxy,
         Counter::LbNotVip,
+        Counter::SlowBadIpHeader,
+        Counter::SlowBadTcpHeader,
     ];
 
     /// Stable lowercase name for metrics.
@@ -142,10 +147,12 @@ impl Counter {
             Counter::SlowSyn => "slow_syn",
             Counter::SlowTruncated => "slow_truncated",
             Counter::SlowBadOption => "slow_bad_option",
-            Counter::SlowIpOptions => "slow_ip_options",
+            Counter::Unused11 => "unused_11",
             Counter::LbSent => "lb_sent",
             Counter::LbNoProxy => "lb_no_proxy",
             Counter::LbNotVip => "lb_not_vip",
+            Counter::SlowBadIpHeader => "slow_bad_ip_header",
+            Counter::SlowBadTcpHeader => "slow_bad_tcp_header",
         }
     }
 }
