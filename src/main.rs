@@ -24,6 +24,8 @@ enum Command {
     Proxy(cli::daemon::DaemonArgs),
     /// The backend split-splice agent daemon.
     Agent(cli::daemon::DaemonArgs),
+    /// Namespace testbed scenarios with real tools (needs root).
+    Testbed(cli::testbed::TestbedArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +38,6 @@ fn main() -> anyhow::Result<()> {
         Command::Lb(a) => cli::daemon::run(cli::daemon::Role::Lb, &a),
         Command::Proxy(a) => cli::daemon::run(cli::daemon::Role::Proxy, &a),
         Command::Agent(a) => cli::daemon::run(cli::daemon::Role::Agent, &a),
+        Command::Testbed(a) => cli::testbed::run(&a),
     }
 }

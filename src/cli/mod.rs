@@ -1,3 +1,4 @@
 //! Subcommands of the `ftsplice` binary, one module each.
 
 pub mod daemon;
+pub mod testbed;

@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod config;
 pub mod frozen;
+pub mod heartbeat;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;

@@ -1,0 +1,115 @@
+//! An unmodified nginx serving static files inside a namespace: its config
+//! is generated into a private temp dir and listens only on the given
+//! namespace address; the process (started by us) is killed by pid and the
+//! dir removed on drop.
+
+use anyhow::{bail, Context, Result};
+use ftsplice_linux::{unique_name, NetNs};
+use std::net::{SocketAddrV4, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running nginx and its files.
+pub struct Nginx {
+    child: Child,
+    dir: PathBuf,
+    pub addr: SocketAddrV4,
+}
+
+/// The nginx.conf for `dir` listening on `addr`.
+pub fn config(dir: &Path, addr: SocketAddrV4) -> String {
+    let d = dir.display();
+    format!(
+        "worker_processes 1;\n\
+         pid {d}/nginx.pid;\n\
+         error_log {d}/error.log warn;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n\
+         \x20 access_log off;\n\
+         \x20 client_body_temp_path {d}/tmp-body;\n\
+         \x20 proxy_temp_path {d}/tmp-proxy;\n\
+         \x20 fastcgi_temp_path {d}/tmp-fcgi;\n\
+         \x20 uwsgi_temp_path {d}/tmp-uwsgi;\n\
+         \x20 scgi_temp_path {d}/tmp-scgi;\n\
+         \x20 server {{\n\
+         \x20   listen {addr};\n\
+         \x20   root {d}/www;\n\
+         \x20 }}\n\
+         }}\n"
+    )
+}
+
+impl Nginx {
+    /// Starts nginx in `ns` on `addr`, serving `files` (name, bytes), and
+    /// waits until it accepts connections.
+    pub fn start(ns: &NetNs, addr: SocketAddrV4, files: &[(&str, &[u8])]) -> Result<Nginx> {
+        let dir = std::env::temp_dir().join(unique_name("nginx"));
+        std::fs::create_dir_all(dir.join("www"))?;
+        for (name, bytes) in files {
+            std::fs::write(dir.join("www").join(name), bytes)?;
+        }
+        let conf = dir.join("nginx.conf");
+        std::fs::write(&conf, config(&dir, addr))?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns.name(), "nginx", "-c"])
+            .arg(&conf)
+            .args(["-p", &dir.display().to_string(), "-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting nginx (is it installed? see scripts/setup.sh)")?;
+        let mut n = Nginx { child, dir, addr };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let up = ns
+                .run(move || TcpStream::connect_timeout(&addr.into(), Duration::from_millis(200)))
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .is_ok();
+            if up {
+                return Ok(n);
+            }
+            if let Some(status) = n.child.try_wait()? {
+                let log = std::fs::read_to_string(n.dir.join("error.log")).unwrap_or_default();
+                bail!("nginx exited with {status}: {log}");
+            }
+            if Instant::now() > deadline {
+                bail!("nginx did not listen on {addr} within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // `ip netns exec` execs nginx, so this pid is the nginx master; with
+        // `daemon off` killing it takes its worker down too.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn config_listens_only_on_the_given_address() {
+        let c = config(
+            Path::new("/tmp/x"),
+            SocketAddrV4::new(Ipv4Addr::new(198, 18, 61, 2), 80),
+        );
+        assert!(c.contains("listen 198.18.61.2:80;"));
+        assert!(c.contains("root /tmp/x/www;"));
+        assert!(c.contains("pid /tmp/x/nginx.pid;"));
+        assert_eq!(c.matches("listen").count(), 1);
+    }
+}
