@@ -26,6 +26,10 @@ enum Command {
     Agent(cli::daemon::DaemonArgs),
     /// Namespace testbed scenarios with real tools (needs root).
     Testbed(cli::testbed::TestbedArgs),
+    /// The deterministic simulator.
+    Sim(cli::sim::SimArgs),
+    /// Run every scenario and print the reports.
+    Demo(cli::demo::DemoArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,5 +43,7 @@ fn main() -> anyhow::Result<()> {
         Command::Proxy(a) => cli::daemon::run(cli::daemon::Role::Proxy, &a),
         Command::Agent(a) => cli::daemon::run(cli::daemon::Role::Agent, &a),
         Command::Testbed(a) => cli::testbed::run(&a),
+        Command::Sim(a) => cli::sim::main(a),
+        Command::Demo(a) => cli::demo::main(a),
     }
 }

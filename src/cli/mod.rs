@@ -1,4 +1,6 @@
 //! Subcommands of the `ftsplice` binary, one module each.
 
 pub mod daemon;
+pub mod demo;
+pub mod sim;
 pub mod testbed;

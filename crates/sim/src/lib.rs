@@ -7,10 +7,13 @@ pub mod engine;
 pub mod net;
 pub mod report;
 pub mod roles;
+pub mod scenario;
 pub mod stats;
+pub mod workload;
 
 pub use engine::fault::Fault;
 pub use engine::sim::{NodeOpts, Sim};
 pub use engine::time::SimTime;
 pub use net::link::{LinkConfig, LinkId};
 pub use net::node::{Ctx, Frame, IfaceId, Node, NodeId};
+pub use report::Report;

@@ -44,11 +44,29 @@ pub enum Outcome {
 /// One workload connection (or request) as the client saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnRecord {
+    /// Workload job id (transfer `r` of it is `id * 1000 + r`).
+    pub id: u64,
     pub start: Instant,
     pub end: Instant,
     /// Payload bytes moved (the PUT body or GET response body).
     pub bytes: u64,
     pub outcome: Outcome,
+    /// Requests completed on the connection.
+    pub transfers: u32,
+}
+
+/// SHA-256 of one transfer's body as its sender and its receiver saw it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransferHashes {
+    pub sent: Option<[u8; 32]>,
+    pub received: Option<[u8; 32]>,
+}
+
+impl TransferHashes {
+    /// Both ends reported and agree.
+    pub fn matches(&self) -> bool {
+        self.sent.is_some() && self.sent == self.received
+    }
 }
 
 /// A span during which some connection moved no payload at all.
@@ -71,6 +89,7 @@ pub struct Stats {
     goodput: Vec<u64>,
     conns: Vec<ConnRecord>,
     stalls: Vec<Stall>,
+    transfers: BTreeMap<u64, TransferHashes>,
 }
 
 impl Default for Stats {
@@ -91,6 +110,7 @@ impl Stats {
             goodput: Vec::new(),
             conns: Vec::new(),
             stalls: Vec::new(),
+            transfers: BTreeMap::new(),
         }
     }
 
@@ -147,6 +167,29 @@ impl Stats {
 
     pub fn stalls(&self) -> &[Stall] {
         &self.stalls
+    }
+
+    /// The sender of transfer `id` finished hashing its body.
+    pub fn transfer_sent(&mut self, id: u64, hash: [u8; 32]) {
+        self.transfers.entry(id).or_default().sent = Some(hash);
+    }
+
+    /// The receiver of transfer `id` finished hashing the body it got.
+    pub fn transfer_received(&mut self, id: u64, hash: [u8; 32]) {
+        self.transfers.entry(id).or_default().received = Some(hash);
+    }
+
+    pub fn transfer(&self, id: u64) -> Option<&TransferHashes> {
+        self.transfers.get(&id)
+    }
+
+    /// Every transfer of `rec` was hashed at both ends with equal results.
+    pub fn conn_verified(&self, rec: &ConnRecord) -> bool {
+        (0..u64::from(rec.transfers)).all(|r| {
+            self.transfers
+                .get(&(rec.id * 1000 + r))
+                .is_some_and(TransferHashes::matches)
+        })
     }
 }
 

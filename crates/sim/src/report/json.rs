@@ -83,7 +83,11 @@ impl Report {
         let (mut first, mut last, mut bytes) = (u64::MAX, 0u64, 0u64);
         for r in stats.conns() {
             c.total += 1;
-            match r.outcome {
+            let outcome = match r.outcome {
+                Outcome::Completed if !stats.conn_verified(r) => Outcome::Corrupted,
+                o => o,
+            };
+            match outcome {
                 Outcome::Completed => {
                     c.completed += 1;
                     lat.push(
