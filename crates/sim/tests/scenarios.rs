@@ -1,6 +1,7 @@
 //! The four scenarios end to end with their invariants, and determinism.
-//! Sizes are reduced (20 connections of 1 MB) so the suite stays fast; one
-//! full-size run (100 x 10 MB) of `proxy-crash` checks the paper's setting.
+//! Sizes are reduced (20 connections of 1 MB) so the suite stays fast; full
+//! size runs (100 x 10 MB) of `proxy-crash` and `split-splice` check the
+//! paper's setting (about 15 s each with the sim crates optimised).
 
 use ftsplice_sim::scenario::{run, Options};
 
@@ -98,6 +99,22 @@ fn full_size_proxy_crash() {
     assert_eq!(
         (c.total, c.completed, c.broken, c.corrupted),
         (100, 100, 0, 0),
+        "{}",
+        r.report.to_json()
+    );
+}
+
+#[test]
+fn full_size_split_splice() {
+    let r = run("split-splice", Options::full(1)).unwrap();
+    let c = &r.report.connections;
+    assert_eq!(
+        (c.total, c.completed, c.broken, c.corrupted),
+        (100, 100, 0, 0)
+    );
+    let base = r.report.baseline_throughput_mbps.unwrap();
+    assert!(
+        r.report.throughput_mbps >= 0.97 * base,
         "{}",
         r.report.to_json()
     );

@@ -89,6 +89,22 @@ impl Endpoint {
         self.agent.as_ref()
     }
 
+    /// Per-connection TCP counters (diagnostics).
+    pub fn conn_stats(&self) -> Vec<(SocketAddrV4, State, ftsplice_tcp::Stats, usize)> {
+        self.conns
+            .iter()
+            .flatten()
+            .map(|s| {
+                (
+                    s.conn.remote(),
+                    s.conn.state(),
+                    s.conn.stats(),
+                    s.conn.cwnd(),
+                )
+            })
+            .collect()
+    }
+
     /// Connections currently open.
     pub fn open(&self) -> usize {
         self.by_key.len()

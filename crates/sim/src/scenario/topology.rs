@@ -63,7 +63,9 @@ pub struct Params {
 
 impl Params {
     /// The defaults of the fault scenarios: 1 Gbit/s LAN with 20 µs per
-    /// link, proxies costing 2 µs per packet, lbs 1 µs, 10 ms heartbeats.
+    /// link and 2 MB switch-port queues (smaller ones lock single flows out
+    /// for seconds when 100 connections slow-start at once), proxies
+    /// costing 2 µs per packet, lbs 1 µs, 10 ms heartbeats.
     pub fn new(seed: u64, conns: usize, method: Method, size: u64) -> Params {
         Params {
             seed,
@@ -78,7 +80,7 @@ impl Params {
             lb_mode: LbMode::FlowHash,
             heartbeat: Duration::from_millis(10),
             missed: 3,
-            lan: LinkConfig::gigabit(Duration::from_micros(20)).with_queue(512 * 1024),
+            lan: LinkConfig::gigabit(Duration::from_micros(20)).with_queue(2 << 20),
             proxy_cpu: Duration::from_micros(2),
             lb_cpu: Duration::from_micros(1),
             start: Instant::from_millis(50),
