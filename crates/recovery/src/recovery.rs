@@ -210,6 +210,19 @@ impl Recovery {
         self.plan.as_ref()
     }
 
+    /// The original transaction number of the `k`-th request (from 1) on
+    /// the alternate connection: the replayed ones, then T_SP, T_SP + 1, ...
+    /// (for the transaction ids the alternate puts in its aux requests).
+    pub fn original_tx(&self, k: u64) -> Option<TxNum> {
+        let (cp, plan) = (self.cp.as_ref()?, self.plan.as_ref()?);
+        let replays = plan.replay.len() as u64;
+        match k {
+            0 => None,
+            k if k <= replays => plan.replay.get(k as usize - 1).copied(),
+            k => Some(cp.t_sp + (k - replays - 1)),
+        }
+    }
+
     pub fn is_finished(&self) -> bool {
         self.state == State::Finished
     }

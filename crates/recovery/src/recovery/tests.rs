@@ -95,6 +95,16 @@ fn lagging_alternate_replays_updates_and_absorbs_their_responses() {
     r.handle_state_report(now(), 0, 1);
     let plan = r.replay_plan().unwrap();
     assert_eq!((plan.t_r, plan.replay.clone()), (2, vec![2]));
+    // Alternate request 1 is the replayed 2, then 3 (T_SP), 4, ...
+    assert_eq!(
+        (
+            r.original_tx(0),
+            r.original_tx(1),
+            r.original_tx(2),
+            r.original_tx(3)
+        ),
+        (None, Some(2), Some(3), Some(4))
+    );
     assert_eq!(
         drain(&mut r),
         [
