@@ -39,8 +39,9 @@
 //!    `on_probe_reply`.
 //! 5. On `BackendFailed`: for every connection, `recover(now, conn)` gives a
 //!    [`recovery::Recovery`]. Drive it: execute each `poll_action()`
-//!    (re-send logged bytes to the client, tell the alternate T_L, connect
-//!    to it, have it apply state, send it the replayed requests), feed it
+//!    (stop relaying to the failed backend, re-send logged bytes to the
+//!    client, tell the alternate T_L, connect to it, have it apply state,
+//!    send it the replayed requests), feed it
 //!    the alternate's T_S/T_A (`handle_state_report`), the connection
 //!    (`handle_alternate_connected`), the alternate's bytes
 //!    (`handle_alternate_data`: returns how many it absorbed; the rest go to

@@ -3,12 +3,14 @@
 //!
 //! ```text
 //! new(log snapshot, transactions, Ack_CL)          -- T_L, p, T_SP (plan::crash_point)
+//!   -> Unsplice                                     (every proxy stops relaying to the failed backend)
 //!   -> ResendToClient [Ack_CL, Ack_TL+p)            (if non-empty)
 //!   -> ShareLastComplete T_L, ConnectAlternate
 //! handle_state_report(T_S, T_A) + handle_alternate_connected
 //!   -> ApplyState through T_R-1                     (if beyond T_S; plan::replay_plan)
 //!   -> SendToAlternate(request of each update tx in [T_R, T_L]),
 //!      SendToAlternate(T_SP's request and everything logged after it)
+//!   -> Absorb{replayed, compare: p}
 //! handle_alternate_data(bytes) -> consumed
 //!   absorbs the replayed responses, then the first p bytes of T_SP's
 //!   response, comparing them byte for byte with the logged ones
@@ -102,6 +104,10 @@ pub enum ResetReason {
 /// What the driver must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
+    /// Stop relaying the client's connection to the failed backend, on
+    /// every proxy; client segments arriving until `Resplice` may be
+    /// dropped (the client retransmits them).
+    Unsplice,
     /// Send these logged server-to-client bytes to the client (again), and
     /// keep retransmitting them until acked.
     ResendToClient { range: Range<u64>, bytes: Vec<u8> },
@@ -113,6 +119,11 @@ pub enum Action {
     ApplyState { through: TxNum },
     /// Send these bytes on the alternate connection, in order.
     SendToAlternate(Vec<u8>),
+    /// What comes back from the alternate before the splice point: the
+    /// responses of `replayed` transactions (discarded), then `compare`
+    /// bytes checked against the logged ones. Feed everything the alternate
+    /// sends to [`Recovery::handle_alternate_data`].
+    Absorb { replayed: usize, compare: u64 },
     /// Install the new splice; alternate bytes not consumed go to the client.
     Resplice(Resplice),
     /// Send a RST to the client. Terminal.
@@ -181,6 +192,7 @@ impl Recovery {
         match plan::crash_point(&r.log, &r.txs, ack_cl) {
             Err(e) => r.reset(ResetReason::Plan(e)),
             Ok(cp) => {
+                r.actions.push_back(Action::Unsplice);
                 if !cp.resend.is_empty() {
                     let bytes = r
                         .log
@@ -295,6 +307,10 @@ impl Recovery {
             .unwrap_or_default()
             .to_vec();
         self.send(tail);
+        self.actions.push_back(Action::Absorb {
+            replayed: plan.replay.len(),
+            compare: cp.p,
+        });
         if plan.replay.is_empty() {
             self.boundary = Some(cp.p);
         }

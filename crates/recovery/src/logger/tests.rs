@@ -171,6 +171,7 @@ fn backend_crash_is_detected_and_handed_to_recovery() {
     let cp = r.crash_point().unwrap().clone();
     assert_eq!((cp.t_l, cp.p, cp.t_sp), (2, 0, 3));
     assert_eq!(cp.tail, rq3);
+    assert_eq!(r.poll_action(), Some(Action::Unsplice));
     assert_eq!(r.poll_action(), Some(Action::ShareLastComplete { t_l: 2 }));
     assert!(deadline - ms(t) <= Duration::from_secs(1));
 }

@@ -26,6 +26,7 @@ fn mid_response_deterministic_regeneration_is_respliced() {
     assert_eq!(
         drain(&mut r),
         [
+            Action::Unsplice,
             Action::ResendToClient {
                 range: cut - 5..cut,
                 bytes: resp[(cut - 5) as usize..cut as usize].to_vec()
@@ -38,7 +39,16 @@ fn mid_response_deterministic_regeneration_is_respliced() {
     assert!(drain(&mut r).is_empty(), "waits for the state report");
     r.handle_state_report(now(), 2, 2);
     let req3 = req[rq3.start as usize..rq3.end as usize].to_vec();
-    assert_eq!(drain(&mut r), [Action::SendToAlternate(req3.clone())]);
+    assert_eq!(
+        drain(&mut r),
+        [
+            Action::SendToAlternate(req3.clone()),
+            Action::Absorb {
+                replayed: 0,
+                compare: 30
+            }
+        ]
+    );
     // The alternate regenerates transaction 3's response identically.
     let consumed = r.handle_alternate_data(now(), WEBMAIL[2].resp);
     assert_eq!(consumed, 30);
@@ -111,6 +121,10 @@ fn lagging_alternate_replays_updates_and_absorbs_their_responses() {
             Action::ApplyState { through: 1 },
             Action::SendToAlternate(req[rq2.start as usize..rq2.end as usize].to_vec()),
             Action::SendToAlternate(req[rq3.start as usize..rq3.end as usize].to_vec()),
+            Action::Absorb {
+                replayed: 1,
+                compare: 0
+            },
         ]
     );
     // The replayed login's response differs (new session id): absorbed, not
@@ -148,6 +162,10 @@ fn crash_between_transactions_resplices_at_once() {
     assert_eq!(
         drain(&mut r),
         [
+            Action::Absorb {
+                replayed: 0,
+                compare: 0
+            },
             Action::Resplice(Resplice {
                 c2s_logged: rq,
                 c2s_alternate: 0,
