@@ -30,6 +30,8 @@ enum Command {
     Sim(cli::sim::SimArgs),
     /// Run every scenario and print the reports.
     Demo(cli::demo::DemoArgs),
+    /// Reproduce a paper's study on the simulator (dsn06, srds06-tables, all).
+    Study(cli::study::StudyArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,5 +47,6 @@ fn main() -> anyhow::Result<()> {
         Command::Testbed(a) => cli::testbed::run(&a),
         Command::Sim(a) => cli::sim::main(a),
         Command::Demo(a) => cli::demo::main(a),
+        Command::Study(a) => cli::study::run(&a),
     }
 }

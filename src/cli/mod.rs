@@ -3,4 +3,5 @@
 pub mod daemon;
 pub mod demo;
 pub mod sim;
+pub mod study;
 pub mod testbed;

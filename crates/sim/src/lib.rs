@@ -9,6 +9,7 @@ pub mod report;
 pub mod roles;
 pub mod scenario;
 pub mod stats;
+pub mod study;
 pub mod workload;
 
 pub use engine::fault::Fault;

@@ -1,0 +1,189 @@
+//! DSN'06 (splice-architectures simulation slides): achieved throughput
+//! against the client's offered data rate (30 → 990 Mbit/s in 60 Mbit/s
+//! steps), one curve per proxy count (1 → 13), one backend, for separate
+//! proxies, proxies co-located with the backend, and split splice (agent at
+//! 25 µs and 2 µs per segment). Parameters from the slides: splicing cost
+//! 25 µs/packet, client–proxy 25 ms, proxy–server 0.7 ms, 256 kB TCP
+//! buffers, 1460 B segments, 1 Gbit/s links.
+
+use crate::report::svg::{Plot, Series};
+use crate::study::host::Direction;
+use crate::study::net::{self, Path, Point};
+use crate::study::{Scale, StudyOutput};
+use core::time::Duration;
+use std::fmt::Write;
+
+/// One architecture of the slides.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    pub name: &'static str,
+    pub path: Path,
+    pub server_delay: Duration,
+    pub agent_cost: Duration,
+}
+
+pub const CONFIGS: [Config; 4] = [
+    Config {
+        name: "separate",
+        path: Path::Spliced,
+        server_delay: Duration::from_micros(700),
+        agent_cost: Duration::ZERO,
+    },
+    Config {
+        name: "co-located",
+        path: Path::Spliced,
+        server_delay: Duration::ZERO,
+        agent_cost: Duration::ZERO,
+    },
+    Config {
+        name: "split-25us",
+        path: Path::Split,
+        server_delay: Duration::from_micros(700),
+        agent_cost: Duration::from_micros(25),
+    },
+    Config {
+        name: "split-2us",
+        path: Path::Split,
+        server_delay: Duration::from_micros(700),
+        agent_cost: Duration::from_micros(2),
+    },
+];
+
+/// Client connections carrying the load (each is window-limited to about
+/// 256 kB per 51 ms RTT = 40 Mbit/s, so 990 Mbit/s needs at least 25).
+pub const CONNS: u16 = 39;
+
+/// The sweep of a scale: offered rates (Mbit/s), proxy counts for the
+/// spliced configurations, proxy counts for split splice (whose proxies only
+/// see ACKs), and bytes per rate.
+pub fn sweep(scale: Scale) -> (Vec<u64>, Vec<usize>, Vec<usize>, u64) {
+    match scale {
+        Scale::Full => (
+            (0..17).map(|i| 30 + 60 * i).collect(),
+            vec![1, 2, 3, 4, 6, 8, 10, 13],
+            vec![1, 4, 13],
+            50_000_000,
+        ),
+        Scale::Quick => (vec![150, 750], vec![1, 2, 4], vec![1], 2_000_000),
+    }
+}
+
+fn point(seed: u64, cfg: &Config, rate: u64, proxies: usize, bytes: u64) -> Point {
+    Point {
+        seed,
+        path: cfg.path,
+        proxies,
+        dir: if cfg.path == Path::Split {
+            Direction::Get
+        } else {
+            Direction::Put
+        },
+        conns: CONNS,
+        bytes_per_conn: bytes / u64::from(CONNS),
+        offered_bps: rate * 1_000_000,
+        link_bps: 1_000_000_000,
+        client_delay: Duration::from_millis(25),
+        server_delay: cfg.server_delay,
+        proxy_cost: Duration::from_micros(25),
+        proxy_per_byte: Duration::ZERO,
+        initial_cwnd: Some(256 * 1024 / 1460),
+        agent_cost: cfg.agent_cost,
+        crash: None,
+        spray: false,
+        limit: Duration::from_secs(600),
+    }
+}
+
+/// Runs the sweep.
+pub fn run(seed: u64, scale: Scale, threads: usize) -> StudyOutput {
+    let (rates, spliced, split, bytes) = sweep(scale);
+    let proxies_of = |cfg: &Config| {
+        if cfg.path == Path::Split {
+            split.clone()
+        } else {
+            spliced.clone()
+        }
+    };
+    let mut points = Vec::new();
+    for cfg in &CONFIGS {
+        for &n in &proxies_of(cfg) {
+            for &r in &rates {
+                points.push(point(seed, cfg, r, n, bytes));
+            }
+        }
+    }
+    let outs = net::run_all(&points, threads);
+    let mut it = outs.iter();
+    let mut table = String::new();
+    let mut json = serde_json::Map::new();
+    let mut plots = Vec::new();
+    let mut events = 0;
+    for cfg in &CONFIGS {
+        let _ = writeln!(
+            table,
+            "DSN'06 {}: achieved Mbit/s by offered Mbit/s (columns: proxies)",
+            cfg.name
+        );
+        let proxies = proxies_of(cfg);
+        let mut grid: Vec<Vec<f64>> = Vec::new();
+        let mut cfg_json = serde_json::Map::new();
+        let mut plot = Plot {
+            title: format!("DSN'06 {}: throughput vs offered load", cfg.name),
+            x_label: "offered data rate (Mbit/s)".into(),
+            y_label: "achieved throughput (Mbit/s)".into(),
+            ..Plot::default()
+        };
+        for &n in &proxies {
+            let mut col = Vec::new();
+            let mut pts = Vec::new();
+            for &r in &rates {
+                let o = it.next().cloned().unwrap_or_default();
+                events += o.events;
+                let got = round1(o.mbps);
+                col.push(got);
+                pts.push(serde_json::json!({
+                    "offered_mbps": r,
+                    "achieved_mbps": got,
+                    "unfinished": o.unfinished,
+                }));
+            }
+            plot.series.push(Series {
+                name: format!("{n} proxies"),
+                points: rates.iter().map(|&r| r as f64).zip(col.clone()).collect(),
+            });
+            cfg_json.insert(format!("{n}"), serde_json::Value::Array(pts));
+            grid.push(col);
+        }
+        let _ = write!(table, "{:>8}", "offered");
+        for &n in &proxies {
+            let _ = write!(table, " {n:>6}");
+        }
+        table.push('\n');
+        for (ri, &r) in rates.iter().enumerate() {
+            let _ = write!(table, "{r:>8}");
+            for col in &grid {
+                let _ = write!(table, " {:>6.0}", col[ri]);
+            }
+            table.push('\n');
+        }
+        table.push('\n');
+        json.insert(cfg.name.into(), serde_json::Value::Object(cfg_json));
+        plots.push((format!("dsn06-{}.svg", cfg.name), plot));
+    }
+    StudyOutput {
+        table,
+        json: serde_json::json!({
+            "bytes_per_rate": bytes,
+            "connections": CONNS,
+            "splice_cost_us": 25,
+            "configs": json,
+        }),
+        plots,
+        events,
+    }
+}
+
+/// Rounds to one decimal (reports stay readable and byte-stable).
+pub fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}

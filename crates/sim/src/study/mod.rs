@@ -1,0 +1,59 @@
+//! Reproductions of the papers' studies on the simulator: DSN'06's
+//! throughput-vs-offered-load curves and SRDS'06's Tables 2–6. Study-only
+//! nodes (pre-spliced proxies, bulk-transfer endpoints) live here; every
+//! point is an independent deterministic run, and points run on two threads
+//! with results merged in point order.
+
+pub mod dsn06;
+pub mod host;
+pub mod net;
+pub mod segcodec;
+pub mod splicer;
+pub mod srds06;
+
+use crate::report::svg::Plot;
+
+/// What a study produces.
+#[derive(Debug)]
+pub struct StudyOutput {
+    /// Human-readable tables (ours beside the paper's).
+    pub table: String,
+    /// Machine-readable results.
+    pub json: serde_json::Value,
+    /// SVG plots by file name.
+    pub plots: Vec<(String, Plot)>,
+    /// Simulator events processed.
+    pub events: u64,
+}
+
+/// Names accepted by [`run`].
+pub const NAMES: [&str; 3] = ["dsn06", "srds06-tables", "all"];
+
+/// Sweep size: `Full` is what `docs/studies.md` reports; `Quick` is a
+/// reduced sweep for tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scale {
+    Full,
+    Quick,
+}
+
+/// Runs study `name` with `seed`; `None` for an unknown name.
+pub fn run(name: &str, seed: u64, scale: Scale, threads: usize) -> Option<StudyOutput> {
+    match name {
+        "dsn06" => Some(dsn06::run(seed, scale, threads)),
+        "srds06-tables" => Some(srds06::run(seed, scale, threads)),
+        "all" => {
+            let a = dsn06::run(seed, scale, threads);
+            let b = srds06::run(seed, scale, threads);
+            let mut plots = a.plots;
+            plots.extend(b.plots);
+            Some(StudyOutput {
+                table: format!("{}\n{}", a.table, b.table),
+                json: serde_json::json!({ "dsn06": a.json, "srds06-tables": b.json }),
+                plots,
+                events: a.events + b.events,
+            })
+        }
+        _ => None,
+    }
+}
