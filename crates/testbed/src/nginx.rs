@@ -21,7 +21,8 @@ pub struct Nginx {
 pub fn config(dir: &Path, addr: SocketAddrV4) -> String {
     let d = dir.display();
     format!(
-        "worker_processes 1;\n\
+        "master_process off;\n\
+         worker_processes 1;\n\
          pid {d}/nginx.pid;\n\
          error_log {d}/error.log warn;\n\
          events {{ worker_connections 1024; }}\n\
@@ -88,8 +89,10 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        // `ip netns exec` execs nginx, so this pid is the nginx master; with
-        // `daemon off` killing it takes its worker down too.
+        // `ip netns exec` execs nginx, so this pid is nginx itself. With
+        // `master_process off` it is the only process: SIGKILL to a master
+        // would orphan its worker, which then keeps ports and inherited
+        // descriptors (seen: a leaked worker held a file lock of the caller).
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -110,6 +113,8 @@ mod tests {
         assert!(c.contains("listen 198.18.61.2:80;"));
         assert!(c.contains("root /tmp/x/www;"));
         assert!(c.contains("pid /tmp/x/nginx.pid;"));
+        // One process only, so killing it by pid leaves no orphaned worker.
+        assert!(c.contains("master_process off;"));
         assert_eq!(c.matches("listen").count(), 1);
     }
 }
