@@ -4,13 +4,14 @@
 
 use core::net::Ipv4Addr;
 
+use crate::bytes::{addr, be16, check_header, put16, FIXED_HEADER_LEN};
 use crate::checksum;
 use crate::error::{Error, Result};
 
 /// IP protocol number of TCP.
 pub const PROTO_TCP: u8 = 6;
 /// Length of an IPv4 header without options.
-pub const HEADER_LEN: usize = 20;
+pub const HEADER_LEN: usize = FIXED_HEADER_LEN;
 
 /// Byte ranges of the IPv4 header fields.
 pub mod field {
@@ -37,14 +38,6 @@ pub struct Ipv4Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
 
-fn be16(b: &[u8], f: field::Field) -> u16 {
-    u16::from_be_bytes([b[f.start], b[f.start + 1]])
-}
-
-fn addr(b: &[u8], f: field::Field) -> Ipv4Addr {
-    Ipv4Addr::new(b[f.start], b[f.start + 1], b[f.start + 2], b[f.start + 3])
-}
-
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// Wraps a buffer without checking it; accessors may panic on short
     /// buffers. Use [`Ipv4Packet::new_checked`] for untrusted bytes.
@@ -64,15 +57,9 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// header and fits in the buffer (trailing padding is allowed).
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
-        let hl = self.header_len();
-        if hl < HEADER_LEN || hl > len {
-            return Err(Error::BadHeaderLen);
-        }
+        check_header(len, || self.header_len(), Error::BadHeaderLen)?;
         let tl = usize::from(self.total_len());
-        if tl < hl || tl > len {
+        if tl < self.header_len() || tl > len {
             return Err(Error::BadTotalLen);
         }
         Ok(())
@@ -168,17 +155,17 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 
     pub fn set_total_len(&mut self, v: u16) {
-        self.buffer.as_mut()[field::LENGTH].copy_from_slice(&v.to_be_bytes());
+        put16(self.buffer.as_mut(), field::LENGTH, v);
     }
 
     pub fn set_ident(&mut self, v: u16) {
-        self.buffer.as_mut()[field::IDENT].copy_from_slice(&v.to_be_bytes());
+        put16(self.buffer.as_mut(), field::IDENT, v);
     }
 
     /// Sets DF, clears MF and the fragment offset.
     pub fn set_unfragmented(&mut self, dont_frag: bool) {
         let v = if dont_frag { FLAG_DF } else { 0 };
-        self.buffer.as_mut()[field::FLG_OFF].copy_from_slice(&v.to_be_bytes());
+        put16(self.buffer.as_mut(), field::FLG_OFF, v);
     }
 
     pub fn set_ttl(&mut self, v: u8) {
@@ -190,7 +177,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 
     pub fn set_checksum(&mut self, v: u16) {
-        self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&v.to_be_bytes());
+        put16(self.buffer.as_mut(), field::CHECKSUM, v);
     }
 
     pub fn set_src_addr(&mut self, a: Ipv4Addr) {

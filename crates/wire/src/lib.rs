@@ -4,6 +4,7 @@
 //! untrusted input, `Repr` structs for high-level parse/emit.
 #![forbid(unsafe_code)]
 
+mod bytes;
 pub mod checksum;
 pub mod error;
 pub mod fuzz;

@@ -5,12 +5,13 @@
 use core::fmt;
 use core::net::Ipv4Addr;
 
+use crate::bytes::{be16, be32, check_header, put16, put32, FIXED_HEADER_LEN};
 use crate::checksum;
 use crate::error::{Error, Result};
 use crate::tcp_options::{TcpOptionIter, TcpOptions, MAX_OPTIONS_LEN};
 
 /// Length of a TCP header without options.
-pub const HEADER_LEN: usize = 20;
+pub const HEADER_LEN: usize = FIXED_HEADER_LEN;
 
 /// Byte ranges of the TCP header fields.
 pub mod field {
@@ -104,14 +105,6 @@ pub struct TcpPacket<T: AsRef<[u8]>> {
     buffer: T,
 }
 
-fn be16(b: &[u8], f: field::Field) -> u16 {
-    u16::from_be_bytes([b[f.start], b[f.start + 1]])
-}
-
-fn be32(b: &[u8], f: field::Field) -> u32 {
-    u32::from_be_bytes([b[f.start], b[f.start + 1], b[f.start + 2], b[f.start + 3]])
-}
-
 impl<T: AsRef<[u8]>> TcpPacket<T> {
     /// Wraps a buffer without checking it; accessors may panic on short
     /// buffers. Use [`TcpPacket::new_checked`] for untrusted bytes.
@@ -129,15 +122,11 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     /// Validates that a fixed header fits and the data offset is at least 5
     /// and within the segment.
     pub fn check_len(&self) -> Result<()> {
-        let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
-        let hl = self.header_len();
-        if hl < HEADER_LEN || hl > len {
-            return Err(Error::BadDataOffset);
-        }
-        Ok(())
+        check_header(
+            self.buffer.as_ref().len(),
+            || self.header_len(),
+            Error::BadDataOffset,
+        )
     }
 
     pub fn into_inner(self) -> T {
@@ -224,11 +213,11 @@ impl<'a, T: AsRef<[u8]> + ?Sized> TcpPacket<&'a T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     fn put16(&mut self, f: field::Field, v: u16) {
-        self.buffer.as_mut()[f].copy_from_slice(&v.to_be_bytes());
+        put16(self.buffer.as_mut(), f, v);
     }
 
     fn put32(&mut self, f: field::Field, v: u32) {
-        self.buffer.as_mut()[f].copy_from_slice(&v.to_be_bytes());
+        put32(self.buffer.as_mut(), f, v);
     }
 
     pub fn set_src_port(&mut self, v: u16) {
