@@ -5,69 +5,36 @@
 //! the reported time; the round trip keeps the input identical across
 //! iterations without a copy.
 
-use core::net::{Ipv4Addr, SocketAddrV4};
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ftsplice_proto::splice::{
-    translate, untranslate, Direction, Splice, SpliceId, TsDeltas, WindowScales,
-};
-use ftsplice_wire::{emit_ipv4_tcp, Ipv4Repr, SackBlocks, TcpFlags, TcpOptions, TcpRepr};
+use ftsplice_proto::splice::test_support::{self, PacketSpec};
+use ftsplice_proto::splice::{translate, untranslate, Direction, Splice, WindowScales};
 
+/// The shared sample splice with equal window scales, so that translating
+/// and translating back restores every byte (rescaling would round).
 fn splice() -> Splice {
     Splice {
-        id: SpliceId(1),
-        version: 1,
-        client: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 10), 40_000),
-        vip: SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, 1), 80),
-        ssa: SocketAddrV4::new(Ipv4Addr::new(198, 18, 2, 1), 51_000),
-        backend: SocketAddrV4::new(Ipv4Addr::new(198, 19, 0, 5), 8080),
-        seq_delta: 0x1234_5678,
-        ack_delta: 0xfedc_ba98,
-        ts: Some(TsDeltas {
-            c2s: 0x1000_0001,
-            s2c: 0xf000_0002,
-        }),
         wscale: WindowScales {
             client: 7,
             vip: 7,
             ssa: 7,
             backend: 7,
         },
-        sack_ok: true,
+        ..test_support::splice()
     }
 }
 
 fn packet(s: &Splice, payload: &[u8], sack: &[(u32, u32)]) -> Vec<u8> {
-    let (src, dst) = s.incoming_tuple(Direction::ClientToServer);
-    let tcp = TcpRepr {
-        src_port: src.port(),
-        dst_port: dst.port(),
+    test_support::packet(&PacketSpec {
         seq: 1_000_000,
         ack: 2_000_000,
-        flags: TcpFlags::ACK,
         window: 512,
-        urgent: 0,
-        options: TcpOptions {
-            timestamp: Some((12_345, 67_890)),
-            sack: SackBlocks::from_slice(sack).expect("at most 4 blocks"),
-            ..TcpOptions::default()
-        },
-        payload,
-    };
-    let ip = Ipv4Repr {
-        src_addr: *src.ip(),
-        dst_addr: *dst.ip(),
-        protocol: ftsplice_wire::ipv4::PROTO_TCP,
-        payload_len: 0,
-        ttl: 64,
-        ident: 1,
-        dont_frag: true,
-        dscp_ecn: 0,
-    };
-    let mut out = Vec::new();
-    emit_ipv4_tcp(&ip, &tcp, &mut out).expect("benchmark packet fits");
-    out
+        ts: Some((12_345, 67_890)),
+        sack: sack.to_vec(),
+        payload: payload.to_vec(),
+        ..PacketSpec::new(s, Direction::ClientToServer)
+    })
 }
 
 fn bench(c: &mut Criterion) {

@@ -531,6 +531,29 @@ mod tests {
         })
     }
 
+    /// Replicator `me` with `peers` up, each of whom answered the join's
+    /// snapshot pull with an empty table; outbox and events drained, so
+    /// only what the test does next is queued.
+    fn joined(me: u16, peers: &[u16]) -> Replicator {
+        let mut a = rep(me);
+        for &p in peers {
+            a.handle_peer_up(ms(0), ProxyId(p));
+        }
+        for &p in peers {
+            a.handle_message(
+                ms(0),
+                ProxyId(p),
+                Message::Snapshot {
+                    splices: vec![],
+                    last: true,
+                },
+            );
+        }
+        outbox(&mut a);
+        events(&mut a);
+        a
+    }
+
     fn events(r: &mut Replicator) -> Vec<ReplicatorEvent> {
         std::iter::from_fn(|| r.poll_event()).collect()
     }
@@ -600,21 +623,7 @@ mod tests {
 
     #[test]
     fn create_reports_first_ack_once() {
-        let mut a = rep(1);
-        a.handle_peer_up(ms(0), ProxyId(2));
-        a.handle_peer_up(ms(0), ProxyId(3));
-        for p in [2, 3] {
-            a.handle_message(
-                ms(0),
-                ProxyId(p),
-                Message::Snapshot {
-                    splices: vec![],
-                    last: true,
-                },
-            );
-        }
-        outbox(&mut a);
-        events(&mut a);
+        let mut a = joined(1, &[2, 3]);
         a.create(ms(1), splice(10, 1, 5000, 20000)).unwrap();
         let out = outbox(&mut a);
         assert_eq!(out.len(), 2);
@@ -736,22 +745,7 @@ mod tests {
 
     #[test]
     fn retransmits_with_backoff_then_gives_up() {
-        let mut a = rep(1);
-        a.handle_peer_up(ms(0), ProxyId(2));
-        a.handle_peer_up(ms(0), ProxyId(3));
-        // Peers answer the snapshot pulls so only the create remains.
-        for p in [2, 3] {
-            a.handle_message(
-                ms(0),
-                ProxyId(p),
-                Message::Snapshot {
-                    splices: vec![],
-                    last: true,
-                },
-            );
-        }
-        outbox(&mut a);
-        events(&mut a);
+        let mut a = joined(1, &[2, 3]);
         a.create(ms(0), splice(1, 1, 1, 1)).unwrap();
         outbox(&mut a);
         assert_eq!(a.poll_timeout(), Some(ms(20)));

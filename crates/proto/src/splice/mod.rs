@@ -24,8 +24,7 @@ use core::net::SocketAddrV4;
 pub mod fixtures;
 pub mod fuzz;
 pub mod table;
-#[cfg(test)]
-mod test_support;
+pub mod test_support;
 mod translate;
 
 pub use translate::{rescale_window, translate, untranslate, TranslateError, Translated};

@@ -1,6 +1,8 @@
-//! Test helpers for the splice module: a sample splice and a builder for
-//! IPv4/TCP packets travelling through it (timestamps, SACK blocks, and an
-//! odd-offset timestamp layout to exercise unaligned checksum updates).
+//! Test helpers for the splice module, shared with the benchmarks and other
+//! crates' tests: a sample splice and a builder for IPv4/TCP packets
+//! travelling through it (timestamps, SACK blocks, and an odd-offset
+//! timestamp layout to exercise unaligned checksum updates). Not for
+//! production paths: the builder panics on specs that cannot be emitted.
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 
