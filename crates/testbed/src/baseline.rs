@@ -5,9 +5,9 @@
 
 use crate::iperf::{client_mbps, IperfServer};
 use crate::nginx::Nginx;
-use crate::report::{quantile, Connections, Latency, Report};
 use anyhow::{Context, Result};
 use ftsplice_linux::Topology;
+use ftsplice_report::{latency, Connections, Report};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
 
@@ -91,18 +91,11 @@ pub fn run(requests: u64, size: usize, seed: u64, iperf_secs: u32) -> Result<Rep
         let srv = IperfServer::start(t.node(b), SocketAddrV4::new(BACKEND, 5201))?;
         throughput_mbps = client_mbps(t.node(c), srv.addr, iperf_secs)?;
     }
-    Ok(Report {
-        scenario: "baseline".into(),
-        mode: "testbed",
-        seed,
-        throughput_mbps,
-        connections: conns,
-        faults: vec![],
-        latency_ms: Latency {
-            p50: quantile(&lat, 0.5),
-            p99: quantile(&lat, 0.99),
-        },
-    })
+    let mut report = Report::new("baseline", "testbed", seed);
+    report.throughput_mbps = throughput_mbps;
+    report.connections = conns;
+    report.latency_ms = latency(&lat);
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -9,4 +9,3 @@ pub mod baseline;
 pub mod cleanup;
 pub mod iperf;
 pub mod nginx;
-pub mod report;

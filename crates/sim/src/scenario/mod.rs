@@ -104,7 +104,7 @@ fn prepare(t: &mut Topology, o: &mut Options) -> Result<(), String> {
 fn finish(name: &str, mut t: Topology, o: &Options) -> Run {
     t.run(limit(o));
     let _ = t.sim.flush_capture();
-    let mut report = Report::from_sim(name, &t.sim);
+    let mut report = crate::report::from_sim(name, &t.sim);
     report
         .details
         .insert("sim_events".into(), t.sim.events() as f64);
@@ -149,7 +149,7 @@ fn lb_crash(mut o: Options) -> Result<Run, String> {
 fn split_splice(mut o: Options) -> Result<Run, String> {
     let mut base = direct(&params(&o, Method::Get));
     base.run(limit(&o));
-    let baseline = Report::from_sim("direct", &base.sim);
+    let baseline = crate::report::from_sim("direct", &base.sim);
     let mut p = params(&o, Method::Get);
     p.split = true;
     let mut t = spliced(&p);

@@ -1,6 +1,6 @@
 //! The human-readable summary of a [`Report`].
 
-use super::json::Report;
+use crate::Report;
 use std::fmt::Write;
 
 fn opt_delta(t: Option<f64>, from: f64) -> String {
@@ -59,7 +59,7 @@ pub fn render(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Connections, FaultReport, Latency};
+    use crate::{Connections, FaultReport, Latency};
     use std::collections::BTreeMap;
 
     #[test]
