@@ -1,5 +1,7 @@
-//! Test topologies: namespaces joined by veth pairs, addressed only inside
-//! 198.18.0.0/15 (RFC 2544 benchmarking range), torn down on drop.
+//! Test topologies: namespaces joined by veth pairs, point to point
+//! ([`Topology::link`]) or through a switch, a namespace holding a Linux
+//! bridge ([`Topology::add_switch`], [`Topology::attach`]); addressed only
+//! inside 198.18.0.0/15 (RFC 2544 benchmarking range), torn down on drop.
 
 use crate::{Error, NetNs, Result};
 use std::net::Ipv4Addr;
@@ -26,6 +28,32 @@ pub struct Link {
     pub prefix: u8,
 }
 
+/// One node's port on a switch: device `dev` in the node (addressed),
+/// `port` its peer in the switch namespace, enslaved to the bridge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Port {
+    pub node: usize,
+    pub dev: String,
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+    pub switch: usize,
+    pub port: String,
+}
+
+/// Name of the bridge inside every switch node.
+pub const BRIDGE: &str = "br0";
+
+/// Turns off checksum and segmentation offloads on `dev` in `ns`.
+fn offloads_off(ns: &NetNs, dev: &str) -> Result<()> {
+    ns.exec(
+        "ethtool",
+        &[
+            "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off",
+        ],
+    )
+    .map(drop)
+}
+
 /// Namespaces ("nodes") and veth links. Dropping it deletes every namespace,
 /// which deletes the veth devices in them.
 #[derive(Debug, Default)]
@@ -34,6 +62,8 @@ pub struct Topology {
     nodes: Vec<NetNs>,
     devs: Vec<u32>,
     links: Vec<Link>,
+    switches: Vec<usize>,
+    ports: Vec<Port>,
 }
 
 impl Topology {
@@ -92,12 +122,7 @@ impl Topology {
         ])?;
         for (ns, dev, addr) in [(na, &a_dev, a_addr), (nb, &b_dev, b_addr)] {
             ns.ip(&["addr", "add", &format!("{addr}/{prefix}"), "dev", dev])?;
-            ns.exec(
-                "ethtool",
-                &[
-                    "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off",
-                ],
-            )?;
+            offloads_off(ns, dev)?;
             ns.ip(&["link", "set", dev, "up"])?;
         }
         let link = Link {
@@ -111,6 +136,88 @@ impl Topology {
         };
         self.links.push(link.clone());
         Ok(link)
+    }
+
+    /// Adds a switch: a node whose namespace holds the Linux bridge
+    /// [`BRIDGE`] (no STP, no forwarding delay, no multicast snooping, so
+    /// ports forward at once and gratuitous ARP floods to every port).
+    pub fn add_switch(&mut self, tag: &str) -> Result<usize> {
+        let sw = self.add_node(tag)?;
+        let ns = &self.nodes[sw];
+        ns.ip(&[
+            "link",
+            "add",
+            BRIDGE,
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+            "stp_state",
+            "0",
+            "mcast_snooping",
+            "0",
+        ])?;
+        ns.ip(&["link", "set", BRIDGE, "up"])?;
+        self.switches.push(sw);
+        Ok(sw)
+    }
+
+    /// Plugs `node` into `switch`: a veth pair whose node end (`eN`) gets
+    /// `addr/prefix` and whose switch end (`pN`) joins the bridge. Offloads are off on both ends, like [`Topology::link`].
+    pub fn attach(
+        &mut self,
+        node: usize,
+        switch: usize,
+        addr: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<Port> {
+        check_test_addr(addr)?;
+        if !self.switches.contains(&switch)
+            || node == switch
+            || node >= self.nodes.len()
+            || prefix > 32
+        {
+            return Err(Error::State(format!(
+                "bad attach {node} to switch {switch}"
+            )));
+        }
+        let dev = format!("e{}", self.devs[node]);
+        let port = format!("p{}", self.devs[switch]);
+        self.devs[node] += 1;
+        self.devs[switch] += 1;
+        let (nn, ns) = (&self.nodes[node], &self.nodes[switch]);
+        nn.ip(&[
+            "link",
+            "add",
+            &dev,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &port,
+            "netns",
+            ns.name(),
+        ])?;
+        nn.ip(&["addr", "add", &format!("{addr}/{prefix}"), "dev", &dev])?;
+        offloads_off(nn, &dev)?;
+        offloads_off(ns, &port)?;
+        ns.ip(&["link", "set", &port, "master", BRIDGE])?;
+        ns.ip(&["link", "set", &port, "up"])?;
+        nn.ip(&["link", "set", &dev, "up"])?;
+        let p = Port {
+            node,
+            dev,
+            addr,
+            prefix,
+            switch,
+            port,
+        };
+        self.ports.push(p.clone());
+        Ok(p)
+    }
+
+    pub fn ports(&self) -> &[Port] {
+        &self.ports
     }
 
     /// Adds a route on `node` to `dst/prefix` via `gw` (all in range).
@@ -190,6 +297,47 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(err, Error::AddrOutOfRange(_)));
+    }
+
+    #[test]
+    fn switch_joins_three_nodes_on_one_lan() {
+        if skip_unless_root("switch_joins_three_nodes_on_one_lan") {
+            return;
+        }
+        let mut t = Topology::new();
+        let sw = t.add_switch("sw").unwrap();
+        let nodes: Vec<usize> = (0..3).map(|_| t.add_node("h").unwrap()).collect();
+        let mut ports = Vec::new();
+        for (i, &n) in nodes.iter().enumerate() {
+            let addr = Ipv4Addr::new(198, 18, 9, 1 + i as u8);
+            ports.push(t.attach(n, sw, addr, 24).unwrap());
+        }
+        assert_eq!(ports[0].dev, "e0");
+        assert_eq!(
+            ports.iter().map(|p| p.port.as_str()).collect::<Vec<_>>(),
+            ["p0", "p1", "p2"]
+        );
+        assert!(t
+            .attach(nodes[0], nodes[1], Ipv4Addr::new(198, 18, 9, 9), 24)
+            .is_err());
+        // Every node reaches every other one over the bridge, no routes.
+        let listener = t
+            .node(nodes[2])
+            .run(|| std::net::TcpListener::bind("198.18.9.3:0").unwrap())
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        for &n in &nodes[..2] {
+            t.node(n)
+                .run(move || std::net::TcpStream::connect(("198.18.9.3", port)))
+                .unwrap()
+                .unwrap();
+            listener.accept().unwrap();
+        }
+        let brif = t
+            .node(sw)
+            .ip(&["-o", "link", "show", "master", BRIDGE])
+            .unwrap();
+        assert_eq!(brif.lines().count(), 3, "{brif}");
     }
 
     #[test]
