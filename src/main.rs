@@ -26,6 +26,8 @@ enum Command {
     Agent(cli::daemon::DaemonArgs),
     /// Namespace testbed scenarios with real tools (needs root).
     Testbed(cli::testbed::TestbedArgs),
+    /// Benchmarks on the namespace system (needs root).
+    Bench(cli::bench::BenchArgs),
     /// The deterministic simulator.
     Sim(cli::sim::SimArgs),
     /// Run every scenario and print the reports.
@@ -45,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         Command::Proxy(a) => cli::daemon::run(cli::daemon::Role::Proxy, &a),
         Command::Agent(a) => cli::daemon::run(cli::daemon::Role::Agent, &a),
         Command::Testbed(a) => cli::testbed::run(&a),
+        Command::Bench(a) => cli::bench::run(&a),
         Command::Sim(a) => cli::sim::main(a),
         Command::Demo(a) => cli::demo::main(a),
         Command::Study(a) => cli::study::run(&a),

@@ -1,5 +1,6 @@
 //! Subcommands of the `ftsplice` binary, one module each.
 
+pub mod bench;
 pub mod daemon;
 pub mod demo;
 pub mod sim;

@@ -1,7 +1,9 @@
-//! `ftsplice testbed run SCENARIO [--json]` and `ftsplice testbed down`.
+//! `ftsplice testbed up [--proxies N] [--split]`, `testbed down` and
+//! `testbed run SCENARIO [--json]`.
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
+use ftsplice_testbed::system::{Spec, System};
 
 #[derive(Args)]
 pub struct TestbedArgs {
@@ -11,6 +13,23 @@ pub struct TestbedArgs {
 
 #[derive(Subcommand)]
 pub enum TestbedCommand {
+    /// Build the full system (switch, clients, lbs, SSA gateway, proxies,
+    /// backends with nginx) with its daemons, print how to use it, and
+    /// leave it running (`testbed down` removes it).
+    Up {
+        #[arg(long, default_value_t = 2)]
+        proxies: usize,
+        /// Run split-splice agents on the backends.
+        #[arg(long)]
+        split: bool,
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
+        #[arg(long, default_value_t = 1)]
+        backends: usize,
+        /// Only the network and servers, no ftsplice daemons.
+        #[arg(long)]
+        no_daemons: bool,
+    },
     /// Build a scenario's namespaces, run it, print its report, tear down.
     Run {
         /// Scenario: `baseline`.
@@ -30,12 +49,35 @@ pub enum TestbedCommand {
         #[arg(long, default_value_t = 3)]
         iperf_secs: u32,
     },
-    /// Remove namespaces left behind by dead testbed/test processes.
+    /// Remove what dead testbed/test processes left: their processes,
+    /// namespaces and temp directories.
     Down,
 }
 
 pub fn run(args: &TestbedArgs) -> Result<()> {
     match &args.command {
+        TestbedCommand::Up {
+            proxies,
+            split,
+            clients,
+            backends,
+            no_daemons,
+        } => {
+            let mut spec = Spec::new(&std::env::current_exe()?);
+            spec.proxies = *proxies;
+            spec.split = *split;
+            spec.clients = *clients;
+            spec.backends = *backends;
+            spec.daemons = !no_daemons;
+            spec.files = vec![ftsplice_testbed::body::Body::new(1, 0, 1 << 20).to_vec()];
+            let mut sys = System::up(spec)?;
+            sys.run.keep = true;
+            print!("{}", sys.describe());
+            println!("the system stays up; remove it with: ftsplice testbed down");
+            // Leave everything running: no Drop guard may tear it down.
+            std::mem::forget(sys);
+            Ok(())
+        }
         TestbedCommand::Run {
             scenario,
             json,
@@ -59,7 +101,7 @@ pub fn run(args: &TestbedArgs) -> Result<()> {
         }
         TestbedCommand::Down => {
             for n in ftsplice_testbed::cleanup::down()? {
-                println!("removed namespace {n}");
+                println!("removed {n}");
             }
             Ok(())
         }

@@ -1,7 +1,10 @@
-//! `ftsplice testbed down`: removes namespaces left behind by testbed or
-//! test processes that died without running their Drop guards. Names are
-//! `fts<pid>x<n><tag>` (see `ftsplice_linux::unique_name`); only those whose
-//! creating process no longer exists are removed, so parallel runs are safe.
+//! `ftsplice testbed down`: removes what testbed or test processes left
+//! behind when they exited without running their Drop guards (`testbed up`
+//! does so on purpose): the processes inside their namespaces (daemons,
+//! nginx, iperf3), the namespaces, and their temp directories (run dirs,
+//! nginx dirs). Names are `fts<pid>x<n><tag>` (see
+//! `ftsplice_linux::unique_name`); only those whose creating process no
+//! longer exists are touched, so parallel runs are safe.
 
 use anyhow::Result;
 use ftsplice_linux::run_cmd;
@@ -28,8 +31,27 @@ pub fn down() -> Result<Vec<String>> {
         if Path::new("/proc").join(pid.to_string()).exists() {
             continue;
         }
+        // Every process in the namespace was started by that dead process.
+        let pids = run_cmd("ip", &["netns", "pids", &name]).unwrap_or_default();
+        for p in pids.split_whitespace() {
+            let _ = run_cmd("kill", &["-9", p]);
+        }
         run_cmd("ip", &["netns", "del", &name])?;
         removed.push(name);
+    }
+    if let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = creator_pid(&name) else {
+                continue;
+            };
+            if !Path::new("/proc").join(pid.to_string()).exists()
+                && entry.path().is_dir()
+                && std::fs::remove_dir_all(entry.path()).is_ok()
+            {
+                removed.push(entry.path().display().to_string());
+            }
+        }
     }
     Ok(removed)
 }

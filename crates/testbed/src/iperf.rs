@@ -15,9 +15,22 @@ pub struct IperfServer {
 
 impl IperfServer {
     pub fn start(ns: &NetNs, addr: SocketAddrV4) -> Result<IperfServer> {
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns.name(), "iperf3", "-s", "-1", "-B"])
-            .arg(addr.ip().to_string())
+        IperfServer::spawn(ns, addr, true)
+    }
+
+    /// Serves on every address of `ns` (`addr` only names the port and
+    /// what [`IperfServer::addr`] reports).
+    pub fn start_any(ns: &NetNs, addr: SocketAddrV4) -> Result<IperfServer> {
+        IperfServer::spawn(ns, addr, false)
+    }
+
+    fn spawn(ns: &NetNs, addr: SocketAddrV4, bind: bool) -> Result<IperfServer> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns.name(), "iperf3", "-s", "-1"]);
+        if bind {
+            cmd.arg("-B").arg(addr.ip().to_string());
+        }
+        let child = cmd
             .args(["-p", &addr.port().to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -54,19 +67,61 @@ impl Drop for IperfServer {
 
 /// Runs `iperf3 -c` from `ns` for `secs` seconds; received Mbit/s.
 pub fn client_mbps(ns: &NetNs, server: SocketAddrV4, secs: u32) -> Result<f64> {
-    let out = ns.exec(
-        "iperf3",
-        &[
-            "-c",
-            &server.ip().to_string(),
-            "-p",
-            &server.port().to_string(),
-            "-t",
-            &secs.to_string(),
-            "-J",
-        ],
-    )?;
-    parse_received_mbps(&out)
+    parse_received_mbps(&client_json(ns, server, secs, false, None)?)
+}
+
+/// Runs `iperf3 -c -J` from `ns` (`reverse`: the server sends; `interval`:
+/// seconds between interval reports) and returns its JSON output.
+pub fn client_json(
+    ns: &NetNs,
+    server: SocketAddrV4,
+    secs: u32,
+    reverse: bool,
+    interval: Option<f64>,
+) -> Result<String> {
+    let (ip, port, t) = (
+        server.ip().to_string(),
+        server.port().to_string(),
+        secs.to_string(),
+    );
+    let iv = interval.map(|i| i.to_string());
+    let mut args = vec![
+        "-c",
+        &ip,
+        "-p",
+        &port,
+        "-t",
+        &t,
+        "-J",
+        "--connect-timeout",
+        "5000",
+    ];
+    if reverse {
+        args.push("-R");
+    }
+    if let Some(i) = &iv {
+        args.extend(["-i", i]);
+    }
+    match ns.exec("iperf3", &args) {
+        Ok(out) => Ok(out),
+        Err(e) => bail!("iperf3 client to {server}: {e}"),
+    }
+}
+
+/// Per-interval receive rates of iperf3's JSON: (end of interval in
+/// seconds since the test start, Mbit/s).
+pub fn parse_intervals(json: &str) -> Result<Vec<(f64, f64)>> {
+    let v: serde_json::Value = serde_json::from_str(json).context("iperf3 JSON")?;
+    let ivs = v["intervals"]
+        .as_array()
+        .context("no intervals in iperf3 output")?;
+    Ok(ivs
+        .iter()
+        .filter_map(|i| {
+            let s = &i["sum"];
+            Some((s["end"].as_f64()?, s["bits_per_second"].as_f64()? / 1e6))
+        })
+        .collect())
 }
 
 /// `end.sum_received.bits_per_second` of iperf3's JSON, in Mbit/s.
@@ -81,6 +136,13 @@ pub fn parse_received_mbps(json: &str) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_intervals() {
+        let j = r#"{"intervals":[{"sum":{"end":0.1,"bits_per_second":1e9}},{"sum":{"end":0.2,"bits_per_second":0}}]}"#;
+        assert_eq!(parse_intervals(j).unwrap(), vec![(0.1, 1000.0), (0.2, 0.0)]);
+        assert!(parse_intervals("{}").is_err());
+    }
 
     #[test]
     fn parses_received_rate() {

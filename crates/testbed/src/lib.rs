@@ -1,11 +1,20 @@
-//! Namespace testbeds for ftsplice: topologies of client, router/lb and
-//! backend namespaces joined by veth (198.18.0.0/15 only), unmodified
-//! servers (nginx, iperf3) and clients (curl, iperf3), scenarios, and the DESIGN.md JSON
-//! report.
+//! Namespace testbeds for ftsplice: the full system (switch, clients, lbs,
+//! proxies, SSA gateway, backends running unmodified nginx and iperf3) in
+//! network namespaces (198.18.0.0/15 only) with the daemons as supervised
+//! children ([`system`]), the client load and its verification ([`load`],
+//! [`body`], [`timeline`]), scenarios with faults, the throughput bench, and
+//! the DESIGN.md report (`ftsplice_report`).
 #![forbid(unsafe_code)]
 #![allow(clippy::disallowed_methods)] // drives real processes on the wall clock
 
 pub mod baseline;
+pub mod bench;
+pub mod body;
 pub mod cleanup;
+pub mod haproxy;
 pub mod iperf;
+pub mod load;
 pub mod nginx;
+pub mod system;
+pub mod timeline;
+pub mod verify;

@@ -1,7 +1,10 @@
-//! An unmodified nginx serving static files inside a namespace: its config
-//! is generated into a private temp dir and listens only on the given
-//! namespace address; the process (started by us) is killed by pid and the
-//! dir removed on drop.
+//! An unmodified nginx serving static files inside a namespace, and storing
+//! uploads: `PUT /up/NAME` writes `www/up/NAME` through Debian nginx's
+//! built-in WebDAV module (`dav_methods PUT`, unlimited body size), so the
+//! scenarios can hash exactly what the backend stored. Its config is
+//! generated into a private temp dir and listens only on the given namespace
+//! addresses; the process (started by us) is killed by pid and the dir
+//! removed on drop.
 
 use anyhow::{bail, Context, Result};
 use ftsplice_linux::{unique_name, NetNs};
@@ -17,9 +20,13 @@ pub struct Nginx {
     pub addr: SocketAddrV4,
 }
 
-/// The nginx.conf for `dir` listening on `addr`.
-pub fn config(dir: &Path, addr: SocketAddrV4) -> String {
+/// The nginx.conf for `dir` listening on `addrs`.
+pub fn config(dir: &Path, addrs: &[SocketAddrV4]) -> String {
     let d = dir.display();
+    let listen: String = addrs
+        .iter()
+        .map(|a| format!("\x20   listen {a};\n"))
+        .collect();
     format!(
         "master_process off;\n\
          worker_processes 1;\n\
@@ -33,9 +40,15 @@ pub fn config(dir: &Path, addr: SocketAddrV4) -> String {
          \x20 fastcgi_temp_path {d}/tmp-fcgi;\n\
          \x20 uwsgi_temp_path {d}/tmp-uwsgi;\n\
          \x20 scgi_temp_path {d}/tmp-scgi;\n\
+         \x20 sendfile on;\n\
          \x20 server {{\n\
-         \x20   listen {addr};\n\
+         {listen}\
          \x20   root {d}/www;\n\
+         \x20   location /up/ {{\n\
+         \x20     dav_methods PUT;\n\
+         \x20     create_full_put_path on;\n\
+         \x20     client_max_body_size 0;\n\
+         \x20   }}\n\
          \x20 }}\n\
          }}\n"
     )
@@ -45,13 +58,24 @@ impl Nginx {
     /// Starts nginx in `ns` on `addr`, serving `files` (name, bytes), and
     /// waits until it accepts connections.
     pub fn start(ns: &NetNs, addr: SocketAddrV4, files: &[(&str, &[u8])]) -> Result<Nginx> {
+        Nginx::start_on(ns, &[addr], files)
+    }
+
+    /// Like [`Nginx::start`], listening on every address of `addrs` (the
+    /// first is [`Nginx::addr`]); file names may contain directories.
+    pub fn start_on(ns: &NetNs, addrs: &[SocketAddrV4], files: &[(&str, &[u8])]) -> Result<Nginx> {
+        let addr = *addrs.first().context("nginx needs an address")?;
         let dir = std::env::temp_dir().join(unique_name("nginx"));
-        std::fs::create_dir_all(dir.join("www"))?;
+        std::fs::create_dir_all(dir.join("www").join("up"))?;
         for (name, bytes) in files {
-            std::fs::write(dir.join("www").join(name), bytes)?;
+            let path = dir.join("www").join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(path, bytes)?;
         }
         let conf = dir.join("nginx.conf");
-        std::fs::write(&conf, config(&dir, addr))?;
+        std::fs::write(&conf, config(&dir, addrs))?;
         let child = Command::new("ip")
             .args(["netns", "exec", ns.name(), "nginx", "-c"])
             .arg(&conf)
@@ -85,6 +109,16 @@ impl Nginx {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// Where `PUT /up/NAME` stored its body.
+    pub fn uploaded(&self, name: &str) -> PathBuf {
+        self.dir.join("www").join("up").join(name)
+    }
+
+    /// Whether the process still runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
 }
 
 impl Drop for Nginx {
@@ -108,7 +142,7 @@ mod tests {
     fn config_listens_only_on_the_given_address() {
         let c = config(
             Path::new("/tmp/x"),
-            SocketAddrV4::new(Ipv4Addr::new(198, 18, 61, 2), 80),
+            &[SocketAddrV4::new(Ipv4Addr::new(198, 18, 61, 2), 80)],
         );
         assert!(c.contains("listen 198.18.61.2:80;"));
         assert!(c.contains("root /tmp/x/www;"));
@@ -116,5 +150,16 @@ mod tests {
         // One process only, so killing it by pid leaves no orphaned worker.
         assert!(c.contains("master_process off;"));
         assert_eq!(c.matches("listen").count(), 1);
+        // Uploads are stored, whatever their size.
+        assert!(c.contains("dav_methods PUT;"));
+        assert!(c.contains("client_max_body_size 0;"));
+        let two = config(
+            Path::new("/tmp/x"),
+            &[
+                SocketAddrV4::new(Ipv4Addr::new(198, 18, 61, 2), 80),
+                SocketAddrV4::new(Ipv4Addr::new(198, 18, 2, 10), 80),
+            ],
+        );
+        assert!(two.contains("listen 198.18.2.10:80;"));
     }
 }

@@ -1,0 +1,235 @@
+//! TOML configs of every daemon of a system, generated from its [`Plan`]
+//! (schemas: `ftsplice_daemon::config`). The replication key goes into a
+//! file of its own (`psk_file`), never into a config.
+
+use super::plan::{Plan, HEARTBEAT_PORT, METRICS_PORT, REPLICATION_PORT};
+use std::fmt::Write;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// The data-plane device of every node: its one port on the switch.
+pub const DEV: &str = "e0";
+
+/// Which lb instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LbRole {
+    /// Owns the VIP toward clients.
+    Primary,
+    /// Takes the VIP over when the primary dies.
+    Backup,
+    /// Owns the SSA toward backends (the stateless hop to a live proxy).
+    Gateway,
+}
+
+/// What the proxies route to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    /// The port behind the VIP (clients connect to VIP:port).
+    pub vip_port: u16,
+    /// The port every backend serves on.
+    pub backend_port: u16,
+}
+
+/// Options shared by the generated configs.
+#[derive(Clone, Debug)]
+pub struct ConfigOptions {
+    pub heartbeat_ms: u64,
+    pub misses: u32,
+    /// Path of the file holding the replication key (64 hex digits).
+    pub psk_file: String,
+    /// Run agents on the backends and replicate splices to them.
+    pub split: bool,
+}
+
+fn q(s: impl std::fmt::Display) -> String {
+    format!("\"{s}\"")
+}
+
+/// `lb.toml` for `role`.
+pub fn lb(plan: &Plan, role: LbRole, o: &ConfigOptions) -> String {
+    let (vip, me) = match role {
+        LbRole::Primary => (plan.vip(), plan.lb()),
+        LbRole::Backup => (plan.vip(), plan.backup_lb()),
+        LbRole::Gateway => (plan.ssa(), plan.gateway()),
+    };
+    let mut s = String::new();
+    let _ = writeln!(s, "vip = {}", q(vip));
+    let _ = writeln!(s, "interface = {}", q(DEV));
+    let _ = writeln!(s, "mode = \"flow-hash\"");
+    let _ = writeln!(s, "metrics = {}", q(SocketAddrV4::new(me, METRICS_PORT)));
+    let _ = writeln!(s, "\n[heartbeat]");
+    let _ = writeln!(s, "listen = {}", q(SocketAddrV4::new(me, HEARTBEAT_PORT)));
+    let _ = writeln!(s, "interval_ms = {}", o.heartbeat_ms);
+    let _ = writeln!(s, "misses = {}", o.misses);
+    for i in 0..plan.proxies {
+        let _ = writeln!(
+            s,
+            "\n[[proxy]]\nid = {}\naddr = {}",
+            i + 1,
+            q(plan.proxy(i))
+        );
+    }
+    let _ = writeln!(s, "\n[log]\nformat = \"json\"");
+    s
+}
+
+/// Every lb instance proxies send heartbeats to.
+pub fn heartbeat_targets(plan: &Plan) -> Vec<Ipv4Addr> {
+    vec![plan.lb(), plan.backup_lb(), plan.gateway()]
+}
+
+/// `proxy.toml` of proxy `i` (id `i + 1`).
+pub fn proxy(plan: &Plan, i: usize, svc: &Service, o: &ConfigOptions) -> String {
+    let me = plan.proxy(i);
+    let (lo, hi) = plan.ssa_ports(i);
+    let mut s = String::new();
+    let _ = writeln!(s, "id = {}", i + 1);
+    let _ = writeln!(
+        s,
+        "vip = {}",
+        q(SocketAddrV4::new(plan.vip(), svc.vip_port))
+    );
+    let _ = writeln!(s, "ssa = {}", q(plan.ssa()));
+    let _ = writeln!(s, "ssa_ports = \"{lo}-{hi}\"");
+    let _ = writeln!(s, "ssa_bind = \"local\"");
+    let _ = writeln!(s, "interface = {}", q(DEV));
+    let _ = writeln!(s, "metrics = {}", q(SocketAddrV4::new(me, METRICS_PORT)));
+    let _ = writeln!(s, "default_pool = \"backends\"");
+    let _ = writeln!(s, "\n[heartbeat]");
+    let lbs: Vec<String> = heartbeat_targets(plan)
+        .into_iter()
+        .map(|a| q(SocketAddrV4::new(a, HEARTBEAT_PORT)))
+        .collect();
+    let _ = writeln!(s, "lb = [{}]", lbs.join(", "));
+    let _ = writeln!(s, "interval_ms = {}", o.heartbeat_ms);
+    let _ = writeln!(s, "\n[replication]");
+    let _ = writeln!(s, "listen = {}", q(SocketAddrV4::new(me, REPLICATION_PORT)));
+    let _ = writeln!(s, "psk_file = {}", q(&o.psk_file));
+    for j in (0..plan.proxies).filter(|&j| j != i) {
+        let _ = writeln!(
+            s,
+            "[[replication.peers]]\nid = {}\naddr = {}",
+            j + 1,
+            q(SocketAddrV4::new(plan.proxy(j), REPLICATION_PORT))
+        );
+    }
+    if o.split {
+        for b in 0..plan.backends {
+            let _ = writeln!(
+                s,
+                "[[replication.peers]]\nid = {}\naddr = {}",
+                plan.agent_id(b),
+                q(SocketAddrV4::new(plan.backend(b), REPLICATION_PORT))
+            );
+        }
+    }
+    let backends: Vec<String> = (0..plan.backends)
+        .map(|b| q(SocketAddrV4::new(plan.backend(b), svc.backend_port)))
+        .collect();
+    let _ = writeln!(s, "\n[[pool]]\nname = \"backends\"");
+    let _ = writeln!(s, "backends = [{}]", backends.join(", "));
+    let _ = writeln!(s, "\n[log]\nformat = \"json\"");
+    s
+}
+
+/// `agent.toml` of backend `b`.
+pub fn agent(plan: &Plan, b: usize, svc: &Service, o: &ConfigOptions) -> String {
+    let me = plan.backend(b);
+    let mut s = String::new();
+    let _ = writeln!(s, "id = {}", plan.agent_id(b));
+    let _ = writeln!(
+        s,
+        "backend = {}",
+        q(SocketAddrV4::new(me, svc.backend_port))
+    );
+    let _ = writeln!(
+        s,
+        "vip = {}",
+        q(SocketAddrV4::new(plan.vip(), svc.vip_port))
+    );
+    let _ = writeln!(s, "interface = {}", q(DEV));
+    let _ = writeln!(s, "metrics = {}", q(SocketAddrV4::new(me, METRICS_PORT)));
+    let _ = writeln!(s, "\n[replication]");
+    let _ = writeln!(s, "listen = {}", q(SocketAddrV4::new(me, REPLICATION_PORT)));
+    let _ = writeln!(s, "psk_file = {}", q(&o.psk_file));
+    for j in 0..plan.proxies {
+        let _ = writeln!(
+            s,
+            "[[replication.peers]]\nid = {}\naddr = {}",
+            j + 1,
+            q(SocketAddrV4::new(plan.proxy(j), REPLICATION_PORT))
+        );
+    }
+    let _ = writeln!(s, "\n[log]\nformat = \"json\"");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ftsplice_daemon::config::Source;
+    use ftsplice_daemon::config::{AgentConfig, LbConfig, ProxyConfig};
+
+    fn opts(dir: &std::path::Path, split: bool) -> ConfigOptions {
+        let psk = dir.join("psk");
+        std::fs::write(&psk, "ab".repeat(32)).unwrap();
+        ConfigOptions {
+            heartbeat_ms: 10,
+            misses: 3,
+            psk_file: psk.display().to_string(),
+            split,
+        }
+    }
+
+    fn http() -> Service {
+        Service {
+            vip_port: 80,
+            backend_port: 80,
+        }
+    }
+
+    #[test]
+    fn generated_configs_pass_the_daemons_validation() {
+        let dir = std::env::temp_dir().join(ftsplice_linux::unique_name("cfgtest"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let plan = Plan::new(3, 2, 2).unwrap();
+        let o = opts(&dir, true);
+        for role in [LbRole::Primary, LbRole::Backup, LbRole::Gateway] {
+            let text = lb(&plan, role, &o);
+            let c = LbConfig::from_source(&Source::new("lb.toml", text.clone()))
+                .unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert_eq!(c.proxies.len(), 3);
+            assert_eq!(c.heartbeat_interval.as_millis(), 10);
+            let want = if role == LbRole::Gateway {
+                plan.ssa()
+            } else {
+                plan.vip()
+            };
+            assert_eq!(c.vip, want);
+        }
+        for i in 0..3 {
+            let text = proxy(&plan, i, &http(), &o);
+            let c = ProxyConfig::from_source(&Source::new("proxy.toml", text.clone()))
+                .unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert_eq!(c.id as usize, i + 1);
+            let r = c.replication.unwrap();
+            // Two other proxies and both agents.
+            assert_eq!(r.peers.len(), 4);
+            assert!(r.peers.iter().all(|p| p.id as usize != i + 1));
+            assert_eq!(r.psk, [0xab; 32]);
+            assert_eq!(c.heartbeat.unwrap().lb.len(), 3);
+            assert_eq!(c.pools[0].backends.len(), 2);
+            assert_eq!(*c.ssa_ports.start(), plan.ssa_ports(i).0);
+        }
+        for b in 0..2 {
+            let text = agent(&plan, b, &http(), &o);
+            let c = AgentConfig::from_source(&Source::new("agent.toml", text.clone()))
+                .unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert_eq!(c.backend.ip(), &plan.backend(b));
+            assert_eq!(c.replication.peers.len(), 3);
+        }
+        let text = proxy(&plan, 0, &http(), &opts(&dir, false));
+        let c = ProxyConfig::from_source(&Source::new("proxy.toml", text)).unwrap();
+        assert_eq!(c.replication.unwrap().peers.len(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,485 @@
+//! The full ftsplice system in namespaces: one switch (a namespace holding
+//! a Linux bridge, the paper's one-switch testbed), clients, a primary and a
+//! backup lb owning the VIP, an SSA gateway (an lb instance owning the SSA,
+//! the stateless hop that brings backend->SSA packets to a live proxy), N
+//! proxies with the VIP and the SSA on `lo`, and backends running nginx
+//! (and iperf3 on demand), optionally with a split-splice agent. Addresses:
+//! [`plan`]; configs: [`configs`]; daemons run as supervised children
+//! ([`process`]) of this process's own binary, logs in the run directory.
+//!
+//! Dropping a [`System`] kills every daemon and server (they are fields
+//! declared before the topology), then deletes every namespace; a process
+//! that dies without dropping leaves namespaces `ftsplice testbed down`
+//! removes.
+
+pub mod configs;
+pub mod plan;
+pub mod process;
+
+use crate::nginx::Nginx;
+use anyhow::{bail, Context, Result};
+use configs::{ConfigOptions, LbRole, Service, DEV};
+use ftsplice_linux::{unique_name, NetNs, Topology};
+use plan::{Plan, HTTP_PORT, IPERF_PORT, METRICS_PORT, PREFIX};
+use process::Proc;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What the proxies splice to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceKind {
+    /// nginx on the backends, VIP:80 -> backend:80.
+    Http,
+    /// iperf3 on backend 0, VIP:80 -> backend:5201 (the proxies route
+    /// non-HTTP first bytes to their default pool).
+    Iperf,
+}
+
+/// The shape of a system.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub proxies: usize,
+    pub clients: usize,
+    pub backends: usize,
+    /// Agents on the backends (split splice).
+    pub split: bool,
+    /// Start the ftsplice daemons (false: the network and servers only).
+    pub daemons: bool,
+    pub service: ServiceKind,
+    pub heartbeat_ms: u64,
+    pub misses: u32,
+    /// Files nginx serves (`files/<i>.bin`).
+    pub files: Vec<Vec<u8>>,
+    /// Add the bench-only router and HAProxy hosts.
+    pub bench_hosts: bool,
+    /// The `ftsplice` binary the daemons are started from.
+    pub bin: PathBuf,
+}
+
+impl Spec {
+    pub fn new(bin: &Path) -> Spec {
+        Spec {
+            proxies: 2,
+            clients: 1,
+            backends: 1,
+            split: false,
+            daemons: true,
+            service: ServiceKind::Http,
+            heartbeat_ms: 10,
+            misses: 3,
+            files: Vec::new(),
+            bench_hosts: false,
+            bin: bin.to_path_buf(),
+        }
+    }
+}
+
+/// A directory for configs and logs, removed on drop unless kept.
+pub struct RunDir {
+    pub path: PathBuf,
+    pub keep: bool,
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Node indices into the topology.
+#[derive(Clone, Debug, Default)]
+pub struct Nodes {
+    pub switch: usize,
+    pub lb: usize,
+    pub backup_lb: usize,
+    pub gateway: usize,
+    pub proxies: Vec<usize>,
+    pub clients: Vec<usize>,
+    pub backends: Vec<usize>,
+    pub router: Option<usize>,
+    pub haproxy: Option<usize>,
+}
+
+/// A running system. Field order is drop order: processes first.
+pub struct System {
+    pub daemons: Vec<Proc>,
+    pub nginx: Vec<Nginx>,
+    pub topo: Topology,
+    pub plan: Plan,
+    pub nodes: Nodes,
+    pub spec: Spec,
+    pub run: RunDir,
+}
+
+fn sysctls(ns: &NetNs, kv: &[(&str, &str)]) -> Result<()> {
+    let args: Vec<String> = kv.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut all = vec!["-q", "-w"];
+    all.extend(args.iter().map(String::as_str));
+    ns.exec("sysctl", &all)?;
+    Ok(())
+}
+
+/// Loose reverse-path and redirect settings every host of the LAN gets: a
+/// spliced packet's source (the VIP, the SSA) is not where a strict
+/// reverse-path check expects it.
+const HOST_SYSCTLS: &[(&str, &str)] = &[
+    ("net.ipv4.conf.all.rp_filter", "0"),
+    ("net.ipv4.conf.default.rp_filter", "0"),
+    ("net.ipv4.conf.all.accept_redirects", "0"),
+    ("net.ipv4.conf.all.send_redirects", "0"),
+];
+
+/// Holders of the VIP/SSA on `lo` that must not answer ARP for them, nor use
+/// them as ARP sources (the LVS direct-routing settings).
+const HIDDEN_VIP_SYSCTLS: &[(&str, &str)] = &[
+    ("net.ipv4.conf.all.arp_ignore", "1"),
+    ("net.ipv4.conf.all.arp_announce", "2"),
+];
+
+fn add_lo(ns: &NetNs, addr: Ipv4Addr) -> Result<()> {
+    ftsplice_linux::check_test_addr(addr)?;
+    ns.ip(&["addr", "add", &format!("{addr}/32"), "dev", "lo"])?;
+    Ok(())
+}
+
+impl System {
+    /// Builds the network, starts the servers and (if `spec.daemons`) the
+    /// daemons, and waits until they are ready.
+    pub fn up(spec: Spec) -> Result<System> {
+        let plan =
+            Plan::new(spec.proxies, spec.clients, spec.backends).map_err(anyhow::Error::msg)?;
+        let run = RunDir {
+            path: std::env::temp_dir().join(unique_name("run")),
+            keep: false,
+        };
+        std::fs::create_dir_all(&run.path)?;
+        let mut t = Topology::new();
+        let mut n = Nodes {
+            switch: t.add_switch("sw")?,
+            ..Nodes::default()
+        };
+        let host = |t: &mut Topology, tag: &str, addr: Ipv4Addr| -> Result<usize> {
+            let i = t.add_node(tag)?;
+            t.attach(i, n.switch, addr, PREFIX)?;
+            sysctls(t.node(i), HOST_SYSCTLS)?;
+            Ok(i)
+        };
+        n.lb = host(&mut t, "lb", plan.lb())?;
+        n.backup_lb = host(&mut t, "lb2", plan.backup_lb())?;
+        n.gateway = host(&mut t, "gw", plan.gateway())?;
+        for i in 0..plan.proxies {
+            n.proxies
+                .push(host(&mut t, &format!("p{}", i + 1), plan.proxy(i))?);
+        }
+        for i in 0..plan.clients {
+            n.clients
+                .push(host(&mut t, &format!("c{}", i + 1), plan.client(i))?);
+        }
+        for i in 0..plan.backends {
+            n.backends
+                .push(host(&mut t, &format!("b{}", i + 1), plan.backend(i))?);
+        }
+        if spec.bench_hosts {
+            n.router = Some(host(&mut t, "rt", plan.router())?);
+            n.haproxy = Some(host(&mut t, "hap", plan.haproxy())?);
+        }
+        // The primary lb answers ARP for the VIP, the gateway for the SSA;
+        // the backup holds the VIP hidden until it takes over.
+        add_lo(t.node(n.lb), plan.vip())?;
+        add_lo(t.node(n.gateway), plan.ssa())?;
+        add_lo(t.node(n.backup_lb), plan.vip())?;
+        sysctls(t.node(n.backup_lb), HIDDEN_VIP_SYSCTLS)?;
+        for &p in &n.proxies {
+            add_lo(t.node(p), plan.vip())?;
+            add_lo(t.node(p), plan.ssa())?;
+            sysctls(t.node(p), HIDDEN_VIP_SYSCTLS)?;
+        }
+        if let Some(r) = n.router {
+            setup_routed_path(&t, &plan, r, n.clients[0], n.backends[0])?;
+        }
+        let mut nginx = Vec::new();
+        if spec.service == ServiceKind::Http {
+            let names: Vec<String> = (0..spec.files.len())
+                .map(|i| format!("files/{i}.bin"))
+                .collect();
+            let files: Vec<(&str, &[u8])> = names
+                .iter()
+                .map(String::as_str)
+                .zip(spec.files.iter().map(Vec::as_slice))
+                .collect();
+            for (i, &b) in n.backends.iter().enumerate() {
+                let addr = SocketAddrV4::new(plan.backend(i), HTTP_PORT);
+                nginx.push(Nginx::start_on(t.node(b), &[addr], &files)?);
+            }
+        }
+        let mut sys = System {
+            daemons: Vec::new(),
+            nginx,
+            topo: t,
+            plan,
+            nodes: n,
+            spec,
+            run,
+        };
+        if sys.spec.daemons {
+            sys.start_daemons()?;
+        }
+        Ok(sys)
+    }
+
+    fn service(&self) -> Service {
+        match self.spec.service {
+            ServiceKind::Http => Service {
+                vip_port: HTTP_PORT,
+                backend_port: HTTP_PORT,
+            },
+            ServiceKind::Iperf => Service {
+                vip_port: HTTP_PORT,
+                backend_port: IPERF_PORT,
+            },
+        }
+    }
+
+    fn write(&self, name: &str, text: &str) -> Result<PathBuf> {
+        let p = self.run.path.join(name);
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+        Ok(p)
+    }
+
+    fn start_daemons(&mut self) -> Result<()> {
+        let psk = self.write("replication.psk", &random_hex32()?)?;
+        let o = ConfigOptions {
+            heartbeat_ms: self.spec.heartbeat_ms,
+            misses: self.spec.misses,
+            psk_file: psk.display().to_string(),
+            split: self.spec.split,
+        };
+        let svc = self.service();
+        let bin = self.spec.bin.clone();
+        let mut to_start: Vec<(usize, String, &str, PathBuf, Ipv4Addr)> = Vec::new();
+        for (role, name, node, me) in [
+            (LbRole::Primary, "lb", self.nodes.lb, self.plan.lb()),
+            (
+                LbRole::Backup,
+                "lb2",
+                self.nodes.backup_lb,
+                self.plan.backup_lb(),
+            ),
+            (
+                LbRole::Gateway,
+                "gw",
+                self.nodes.gateway,
+                self.plan.gateway(),
+            ),
+        ] {
+            let cfg = self.write(&format!("{name}.toml"), &configs::lb(&self.plan, role, &o))?;
+            to_start.push((node, name.into(), "lb", cfg, me));
+        }
+        for i in 0..self.plan.proxies {
+            let name = format!("proxy{}", i + 1);
+            let cfg = self.write(
+                &format!("{name}.toml"),
+                &configs::proxy(&self.plan, i, &svc, &o),
+            )?;
+            to_start.push((
+                self.nodes.proxies[i],
+                name,
+                "proxy",
+                cfg,
+                self.plan.proxy(i),
+            ));
+        }
+        if self.spec.split {
+            for b in 0..self.plan.backends {
+                let name = format!("agent{}", b + 1);
+                let cfg = self.write(
+                    &format!("{name}.toml"),
+                    &configs::agent(&self.plan, b, &svc, &o),
+                )?;
+                to_start.push((
+                    self.nodes.backends[b],
+                    name,
+                    "agent",
+                    cfg,
+                    self.plan.backend(b),
+                ));
+            }
+        }
+        for (node, name, role, cfg, _) in &to_start {
+            let cfg = cfg.display().to_string();
+            let p = Proc::spawn(
+                self.topo.node(*node),
+                &self.run.path,
+                name,
+                &bin,
+                &[role, "--config", &cfg],
+            )?;
+            self.daemons.push(p);
+        }
+        // Ready when each daemon's metrics endpoint answers.
+        for (k, (node, _, _, _, me)) in to_start.iter().enumerate() {
+            let ns = self.topo.node(*node);
+            let addr = SocketAddrV4::new(*me, METRICS_PORT);
+            let proc = &mut self.daemons[k];
+            proc.wait_ready(Duration::from_secs(20), || port_open(ns, addr))?;
+        }
+        // Let the lbs hear every proxy before traffic starts.
+        std::thread::sleep(Duration::from_millis(
+            self.spec.heartbeat_ms * (u64::from(self.spec.misses) + 3),
+        ));
+        self.check()
+    }
+
+    /// An error if a daemon died without being killed by us.
+    pub fn check(&mut self) -> Result<()> {
+        for d in &mut self.daemons {
+            d.check()?;
+        }
+        Ok(())
+    }
+
+    /// The daemon called `name` (`lb`, `lb2`, `gw`, `proxyN`, `agentN`).
+    pub fn daemon(&mut self, name: &str) -> Result<&mut Proc> {
+        self.daemons
+            .iter_mut()
+            .find(|d| d.name == name)
+            .with_context(|| format!("no daemon {name}"))
+    }
+
+    pub fn ns(&self, node: usize) -> &NetNs {
+        self.topo.node(node)
+    }
+
+    pub fn clients(&self) -> Vec<&NetNs> {
+        self.nodes
+            .clients
+            .iter()
+            .map(|&c| self.topo.node(c))
+            .collect()
+    }
+
+    /// Namespaces, addresses, logs and example commands (`testbed up`).
+    pub fn describe(&self) -> String {
+        let p = &self.plan;
+        let mut s = String::new();
+        let mut row = |role: &str, node: usize, addr: String| {
+            s.push_str(&format!(
+                "  {role:<10} {:<28} {addr}\n",
+                self.topo.node(node).name()
+            ));
+        };
+        row(
+            "switch",
+            self.nodes.switch,
+            format!("bridge {}", ftsplice_linux::BRIDGE),
+        );
+        row("lb", self.nodes.lb, format!("{} (VIP {})", p.lb(), p.vip()));
+        row("lb backup", self.nodes.backup_lb, p.backup_lb().to_string());
+        row(
+            "gateway",
+            self.nodes.gateway,
+            format!("{} (SSA {})", p.gateway(), p.ssa()),
+        );
+        for (i, &n) in self.nodes.proxies.iter().enumerate() {
+            row(
+                &format!("proxy{}", i + 1),
+                n,
+                format!("{} (+VIP, SSA on lo)", p.proxy(i)),
+            );
+        }
+        for (i, &n) in self.nodes.clients.iter().enumerate() {
+            row(&format!("client{}", i + 1), n, p.client(i).to_string());
+        }
+        for (i, &n) in self.nodes.backends.iter().enumerate() {
+            row(
+                &format!("backend{}", i + 1),
+                n,
+                format!("{} (nginx :80, PUT /up/)", p.backend(i)),
+            );
+        }
+        let c = self.topo.node(self.nodes.clients[0]).name();
+        s.push_str(&format!(
+            "run directory (configs, daemon logs): {}\n\
+             examples:\n\
+             \x20 ip netns exec {c} curl -s http://{vip}/files/0.bin | sha256sum\n\
+             \x20 ip netns exec {c} curl -s -T /etc/os-release http://{vip}/up/x\n\
+             \x20 kill -9 <pid of proxy1 below>   # the proxy-crash fault\n\
+             \x20 ftsplice testbed down            # removes everything\n",
+            self.run.path.display(),
+            vip = p.vip()
+        ));
+        for d in &self.daemons {
+            s.push_str(&format!(
+                "  {:<8} pid {:<8} log {}\n",
+                d.name,
+                d.pid(),
+                d.log_path().display()
+            ));
+        }
+        s
+    }
+}
+
+/// The bench's kernel-forwarding path: backend 0 also owns
+/// [`Plan::routed_backend`] (on `lo`); the client reaches it only via the
+/// router, and the backend answers from it only via the router (a policy
+/// rule), so both directions cross one forwarding hop.
+fn setup_routed_path(
+    t: &Topology,
+    plan: &Plan,
+    router: usize,
+    client: usize,
+    backend: usize,
+) -> Result<()> {
+    let alt = plan.routed_backend();
+    let rt = t.node(router);
+    t.forward(router)?;
+    sysctls(rt, &[(&format!("net.ipv4.conf.{DEV}.send_redirects"), "0")])?;
+    rt.ip(&[
+        "route",
+        "add",
+        &format!("{alt}/32"),
+        "via",
+        &plan.backend(0).to_string(),
+    ])?;
+    let b = t.node(backend);
+    add_lo(b, alt)?;
+    b.ip(&["rule", "add", "from", &alt.to_string(), "table", "100"])?;
+    b.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        &plan.router().to_string(),
+        "table",
+        "100",
+    ])?;
+    t.node(client).ip(&[
+        "route",
+        "add",
+        &format!("{alt}/32"),
+        "via",
+        &plan.router().to_string(),
+    ])?;
+    Ok(())
+}
+
+/// Whether a TCP connect to `addr` from inside `ns` succeeds.
+pub fn port_open(ns: &NetNs, addr: SocketAddrV4) -> bool {
+    ns.run(move || TcpStream::connect_timeout(&addr.into(), Duration::from_millis(200)).is_ok())
+        .unwrap_or(false)
+}
+
+/// 32 random bytes as 64 hex digits, from the kernel.
+fn random_hex32() -> Result<String> {
+    use std::io::Read;
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
+    if key == [0; 32] {
+        bail!("/dev/urandom gave zeros");
+    }
+    Ok(key.iter().map(|b| format!("{b:02x}")).collect())
+}

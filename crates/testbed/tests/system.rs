@@ -1,0 +1,87 @@
+//! The namespace system without daemons (root; CI is root): the switch
+//! carries concurrent PUTs and GETs between clients and nginx intact (the
+//! load generator and verifier the scenarios use), and the bench's
+//! reference paths (a) direct, (b) kernel forwarding, (c) HAProxy measure.
+
+#![allow(clippy::disallowed_methods)] // real processes on the wall clock
+
+use ftsplice_linux::skip_unless_root;
+use ftsplice_testbed::body::{digest, Body};
+use ftsplice_testbed::load::{self, Load, Progress, Request};
+use ftsplice_testbed::system::plan::HTTP_PORT;
+use ftsplice_testbed::system::{Spec, System};
+use ftsplice_testbed::{bench, verify};
+use std::net::SocketAddrV4;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn spec() -> Spec {
+    let mut s = Spec::new(Path::new("/nonexistent/ftsplice"));
+    s.daemons = false;
+    s.clients = 2;
+    s
+}
+
+#[test]
+fn switch_carries_concurrent_puts_and_gets_intact() {
+    if skip_unless_root("switch_carries_concurrent_puts_and_gets_intact") {
+        return;
+    }
+    let mut spec = spec();
+    spec.files = (0..3)
+        .map(|i| Body::new(9, i, 100_000 + i).to_vec())
+        .collect();
+    let sys = System::up(spec).unwrap();
+    let target = SocketAddrV4::new(sys.plan.backend(0), HTTP_PORT);
+    let clients = sys.clients();
+    let progress = Arc::new(Progress::default());
+    let put = Load {
+        target,
+        conns: 12,
+        request: Request::Put {
+            size: 300_000,
+            seed: 5,
+        },
+        timeout: Duration::from_secs(20),
+    };
+    let t0 = Instant::now();
+    let ts = load::join(load::start(&clients, &put, &progress, t0));
+    let up = sys.nginx[0].dir().join("www").join("up");
+    let c = verify::puts(&ts, &up);
+    assert!(c.all_intact(), "{c:?}: {}", verify::failures(&ts, 3));
+    assert_eq!(progress.bytes(), 12 * 300_000);
+    assert!(ts.iter().all(|t| t.digest == digest(5, t.conn, 300_000)));
+    assert!(ts.iter().all(|t| t.moves.len() >= 300_000 / (16 * 1024)));
+    // A stored file that differs is caught.
+    std::fs::write(up.join("3.bin"), b"tampered").unwrap();
+    assert_eq!(verify::puts(&ts, &up).corrupted, 1);
+
+    let get = Load {
+        request: Request::Get { files: 3 },
+        conns: 9,
+        ..put
+    };
+    let ts = load::join(load::start(&clients, &get, &progress, t0));
+    let want: Vec<[u8; 32]> = (0..3).map(|i| digest(9, i, 100_000 + i)).collect();
+    let c = verify::gets(&ts, &want);
+    assert!(c.all_intact(), "{c:?}: {}", verify::failures(&ts, 3));
+}
+
+#[test]
+fn bench_reference_paths_measure_throughput() {
+    if skip_unless_root("bench_reference_paths_measure_throughput") {
+        return;
+    }
+    let paths = bench::reference_paths(Path::new("/nonexistent/ftsplice"), 1).unwrap();
+    assert_eq!(paths.len(), 3);
+    for p in &paths {
+        let g = p
+            .gbps
+            .unwrap_or_else(|| panic!("{}: {:?}", p.label, p.error));
+        assert!(g > 0.01, "{}: {g} Gbit/s", p.label);
+    }
+    let r = bench::BenchReport::new(1, paths);
+    assert!(r.goals[0].ratio.is_none(), "(d) was not measured");
+    assert!(r.table().contains("HAProxy"));
+}
