@@ -32,7 +32,8 @@ enum Command {
     Sim(cli::sim::SimArgs),
     /// Run every scenario and print the reports.
     Demo(cli::demo::DemoArgs),
-    /// Reproduce a paper's study on the simulator (dsn06, srds06-tables, all).
+    /// Alias of `sim study`.
+    #[command(hide = true)]
     Study(cli::study::StudyArgs),
 }
 

@@ -1,5 +1,6 @@
 //! `ftsplice sim run SCENARIO [--seed N] [--json] [--plot FILE.svg] [--pcap FILE]`:
-//! runs one simulated scenario and prints its report.
+//! runs one simulated scenario and prints its report; `ftsplice sim study
+//! NAME` runs a paper study (`super::study`).
 
 use anyhow::{anyhow, Context};
 use clap::{Args, Subcommand};
@@ -21,6 +22,8 @@ pub enum SimCommand {
     Run(RunArgs),
     /// List the scenarios.
     List,
+    /// Reproduce a paper's study: dsn06, srds06-tables or all.
+    Study(super::study::StudyArgs),
 }
 
 #[derive(Args)]
@@ -82,6 +85,7 @@ pub fn main(args: SimArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        SimCommand::Study(a) => super::study::run(&a),
         SimCommand::Run(a) => {
             let (run, wall) = run_one(&a)?;
             if a.json {

@@ -51,17 +51,24 @@ impl Agent {
         self.flush(ctx);
     }
 
-    /// Rewrites a packet of the local server if it belongs to a splice.
-    pub(crate) fn egress(&mut self, _now: Instant, bytes: &mut [u8], stats: &mut Stats) {
+    /// Rewrites a packet of the local server if it belongs to a splice;
+    /// true if it did.
+    pub(crate) fn egress(&mut self, _now: Instant, bytes: &mut [u8], stats: &mut Stats) -> bool {
         let Some((src, dst)) = tcp_tuple(bytes) else {
-            return;
+            return false;
         };
         let Some((splice, Direction::ServerToClient)) = self.repl.table().peek(src, dst) else {
-            return;
+            return false;
         };
         match translate(splice, Direction::ServerToClient, bytes) {
-            Ok(_) => self.translated += 1,
-            Err(e) => stats.drop(e.code()),
+            Ok(_) => {
+                self.translated += 1;
+                true
+            }
+            Err(e) => {
+                stats.drop(e.code());
+                false
+            }
         }
     }
 

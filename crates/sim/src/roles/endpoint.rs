@@ -8,17 +8,18 @@
 //! straight to the client.
 
 use super::agent::Agent;
-use super::http::{ClientApp, Job, ServerApp};
+use super::http::{BodyOpts, ClientApp, Job, ServerApp};
 use super::tcpip;
 use crate::net::node::{Ctx, Frame, FrameKind, IfaceId, Node};
 use crate::net::udp;
 use core::any::Any;
 use core::net::{Ipv4Addr, SocketAddrV4};
+use core::time::Duration;
 use ftsplice_proto::Instant;
 use ftsplice_tcp::listener::ListenOutcome;
 use ftsplice_tcp::{reset_for, Config, Connection, Event, Listener, State};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 /// What the host does.
 #[derive(Clone, Debug)]
@@ -40,6 +41,25 @@ enum App {
     Server(ServerApp),
 }
 
+impl App {
+    fn wake(&self) -> Option<Instant> {
+        match self {
+            App::Client(c) => c.wake(),
+            App::Server(s) => s.wake(),
+        }
+    }
+}
+
+/// The host's transmit path: packets the split-splice agent rewrote cost it
+/// `cost` of CPU each (the DSN'06 agent's splicing cost) and leave in order
+/// once it is spent; with no cost they leave at once.
+#[derive(Default)]
+struct Egress {
+    cost: Duration,
+    busy_until: Instant,
+    queue: VecDeque<(Instant, Vec<u8>)>,
+}
+
 struct Slot {
     conn: Connection,
     app: App,
@@ -59,6 +79,8 @@ pub struct Endpoint {
     scratch: Vec<u8>,
     agent: Option<Agent>,
     agent_template: Option<Agent>,
+    body: BodyOpts,
+    egress: Egress,
 }
 
 impl Endpoint {
@@ -75,7 +97,22 @@ impl Endpoint {
             scratch: vec![0; 64 * 1024],
             agent: None,
             agent_template: None,
+            body: BodyOpts::default(),
+            egress: Egress::default(),
         }
+    }
+
+    /// Produces and checks HTTP bodies as `opts` says (paced, undigested
+    /// bulk transfers for the paper studies).
+    pub fn with_body_opts(mut self, opts: BodyOpts) -> Endpoint {
+        self.body = opts;
+        self
+    }
+
+    /// Charges `cost` of CPU for every packet the agent rewrites.
+    pub fn with_agent_cost(mut self, cost: Duration) -> Endpoint {
+        self.egress.cost = cost;
+        self
     }
 
     /// Runs a split-splice agent on this host.
@@ -152,7 +189,7 @@ impl Endpoint {
             let isn = ctx.rng().next_u32();
             let ts = ctx.rng().next_u32();
             let conn = Connection::connect(ctx.now(), local, target, isn, ts, self.cfg.clone());
-            let app = App::Client(ClientApp::new(job, ctx.now()));
+            let app = App::Client(ClientApp::with_opts(job, ctx.now(), self.body));
             let i = self.insert(
                 (local.port(), target),
                 Slot {
@@ -184,7 +221,7 @@ impl Endpoint {
             }
             while let Some(seg) = slot.conn.poll_transmit(now) {
                 let bytes = tcpip::emit(self.addr, *slot.conn.remote().ip(), &seg);
-                send(ctx, &mut self.agent, bytes);
+                send(ctx, &mut self.agent, &mut self.egress, bytes);
             }
             ev = slot.conn.poll_event();
             if ev.is_none() {
@@ -201,7 +238,10 @@ impl Endpoint {
             self.free.push(i);
             return;
         }
-        let t = slot.conn.poll_timeout();
+        let t = [slot.conn.poll_timeout(), slot.app.wake()]
+            .into_iter()
+            .flatten()
+            .min();
         if t != slot.timer {
             slot.timer = t;
             if let Some(t) = t {
@@ -241,7 +281,7 @@ impl Endpoint {
                             (p.dst.port(), p.src),
                             Slot {
                                 conn: *conn,
-                                app: App::Server(ServerApp::default()),
+                                app: App::Server(ServerApp::with_opts(self.body)),
                                 timer: None,
                             },
                         );
@@ -258,22 +298,45 @@ impl Endpoint {
             ctx.stats()
                 .drop("endpoint: no connection, answered with reset");
             let bytes = tcpip::emit(self.addr, *p.src.ip(), &r);
-            send(ctx, &mut self.agent, bytes);
+            send(ctx, &mut self.agent, &mut self.egress, bytes);
         }
     }
 }
 
 /// Sends a packet the host's stack produced, through the agent if there is
-/// one (it may rewrite it to go straight to the client).
-fn send(ctx: &mut Ctx<'_>, agent: &mut Option<Agent>, mut bytes: Vec<u8>) {
+/// one (it may rewrite it to go straight to the client, at a CPU cost).
+fn send(ctx: &mut Ctx<'_>, agent: &mut Option<Agent>, egress: &mut Egress, mut bytes: Vec<u8>) {
     if bytes.is_empty() {
         ctx.stats().drop("endpoint: segment could not be emitted");
         return;
     }
-    if let Some(a) = agent {
-        a.egress(ctx.now(), &mut bytes, ctx.stats());
+    let now = ctx.now();
+    let rewritten = match agent {
+        Some(a) => a.egress(now, &mut bytes, ctx.stats()),
+        None => false,
+    };
+    let cost = if rewritten {
+        egress.cost
+    } else {
+        Duration::ZERO
+    };
+    if cost.is_zero() && egress.queue.is_empty() {
+        ctx.send_ip(bytes);
+        return;
     }
-    ctx.send_ip(bytes);
+    let at = egress.busy_until.max(now) + cost;
+    egress.busy_until = at;
+    egress.queue.push_back((at, bytes));
+}
+
+/// Sends the queued packets whose CPU time is spent.
+fn flush_egress(ctx: &mut Ctx<'_>, egress: &mut Egress) {
+    let now = ctx.now();
+    while egress.queue.front().is_some_and(|e| e.0 <= now) {
+        if let Some((_, bytes)) = egress.queue.pop_front() {
+            ctx.send_ip(bytes);
+        }
+    }
 }
 
 impl Node for Endpoint {
@@ -325,18 +388,23 @@ impl Node for Endpoint {
                 continue;
             }
             s.timer = None;
-            s.conn.handle_timeout(now);
+            // The slot's timer may be the application's (a paced body).
+            if s.conn.poll_timeout().is_some_and(|c| c <= now) {
+                s.conn.handle_timeout(now);
+            }
             self.drive(ctx, i, None);
         }
         if let Some(a) = &mut self.agent {
             a.handle_timeout(ctx);
         }
+        flush_egress(ctx, &mut self.egress);
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
         let t = self.timers.peek().map(|r| r.0 .0);
         let a = self.agent.as_ref().and_then(|a| a.poll_timeout());
-        [t, self.start_at, a].into_iter().flatten().min()
+        let e = self.egress.queue.front().map(|e| e.0);
+        [t, self.start_at, a, e].into_iter().flatten().min()
     }
 
     fn crash(&mut self) {
@@ -346,6 +414,7 @@ impl Node for Endpoint {
         self.timers.clear();
         self.start_at = None;
         self.agent = self.agent_template.clone();
+        self.egress.queue.clear();
     }
 
     fn as_any(&self) -> &dyn Any {

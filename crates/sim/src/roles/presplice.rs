@@ -216,6 +216,24 @@ impl PreTable {
                         }
                         return None;
                     }
+                    // A data segment beyond what the socket holds in order
+                    // is held for the splice, not queued out of order: the
+                    // socket would SACK it, and bytes SACKed here but never
+                    // handed to the backend are never resent by the client.
+                    // (A per-packet lb reorders pre-splice packets: some
+                    // reach the owner directly, some via a redirect.)
+                    let rcv_nxt = s.a.repair_state().rcv_nxt;
+                    if !p.seg.payload.is_empty()
+                        && s.a.state().is_synchronized()
+                        && p.seg.seq.diff(rcv_nxt) > 0
+                    {
+                        if s.held.len() < MAX_HELD {
+                            s.held.push(bytes.clone());
+                        } else {
+                            ctx.stats().drop("proxy: pre-splice hold queue full");
+                        }
+                        return None;
+                    }
                     s.a.handle_segment(now, &p.seg);
                     i
                 }

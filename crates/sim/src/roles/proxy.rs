@@ -55,6 +55,10 @@ pub struct ProxyConfig {
     pub missed: u32,
     pub tcp: Config,
     pub teardown: TeardownConfig,
+    /// CPU time per datagram byte on top of the node's per-packet splicing
+    /// cost (the SRDS'06 calibration: its proxies were byte-bound; zero
+    /// elsewhere).
+    pub cost_per_byte: Duration,
 }
 
 /// Counters of one proxy.
@@ -431,6 +435,13 @@ impl Node for Proxy {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    fn service_time(&self, frame: &Frame, default: Duration) -> Duration {
+        if self.cfg.cost_per_byte.is_zero() {
+            return default;
+        }
+        default + self.cfg.cost_per_byte * frame.bytes.len() as u32
     }
 
     fn crash(&mut self) {

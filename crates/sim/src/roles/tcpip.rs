@@ -1,10 +1,10 @@
-//! Glue between raw IPv4 packets (`ftsplice-wire`) and the endpoint TCP's
-//! [`Segment`] type (`ftsplice-tcp`): parse untrusted bytes into a segment
-//! and emit a segment as a complete IPv4/TCP datagram.
+//! Glue between raw IPv4 packets and the endpoint TCP's [`Segment`] for the
+//! simulator's hosts: socket addresses around `ftsplice_tcp::wire_conv`,
+//! which owns the Segment <-> IPv4/TCP bytes conversion.
 
 use core::net::{Ipv4Addr, SocketAddrV4};
-use ftsplice_tcp::{Flags, SackBlock, SackBlocks, Segment, SeqNum, TcpOptions, Timestamp};
-use ftsplice_wire::{emit_ipv4_tcp, parse_ipv4_tcp, Ipv4Repr, TcpFlags, TcpRepr};
+use ftsplice_tcp::wire_conv::{emit_datagram, parse_datagram};
+use ftsplice_tcp::Segment;
 
 /// A parsed datagram: addresses and the segment borrowing its payload.
 pub struct Parsed<'a> {
@@ -15,80 +15,20 @@ pub struct Parsed<'a> {
 
 /// Parses an IPv4/TCP datagram (checksums verified).
 pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, ftsplice_wire::Error> {
-    let (ip, tcp) = parse_ipv4_tcp(bytes)?;
-    let o = &tcp.options;
-    let sack: SackBlocks = o
-        .sack
-        .as_slice()
-        .iter()
-        .map(|&(s, e)| SackBlock {
-            start: SeqNum(s),
-            end: SeqNum(e),
-        })
-        .collect();
-    let options = TcpOptions {
-        mss: o.mss,
-        window_scale: o.window_scale,
-        sack_permitted: o.sack_permitted,
-        sack,
-        timestamp: o.timestamp.map(|(tsval, tsecr)| Timestamp { tsval, tsecr }),
-    };
+    let (src, dst, seg) = parse_datagram(bytes)?;
     Ok(Parsed {
-        src: SocketAddrV4::new(ip.src_addr, tcp.src_port),
-        dst: SocketAddrV4::new(ip.dst_addr, tcp.dst_port),
-        seg: Segment {
-            src_port: tcp.src_port,
-            dst_port: tcp.dst_port,
-            seq: SeqNum(tcp.seq),
-            ack: SeqNum(tcp.ack),
-            flags: Flags(tcp.flags.0 & 0x1F),
-            window: tcp.window,
-            options,
-            payload: tcp.payload,
-        },
+        src: SocketAddrV4::new(src, seg.src_port),
+        dst: SocketAddrV4::new(dst, seg.dst_port),
+        seg,
     })
 }
 
-/// Emits `seg` from `src` to `dst` as an IPv4 datagram.
+/// Emits `seg` from `src` to `dst` as an IPv4 datagram (empty if it cannot
+/// be emitted: over-long options or > 64 KiB, which the endpoint never
+/// produces; the caller drops an empty packet).
 pub fn emit<P: AsRef<[u8]>>(src: Ipv4Addr, dst: Ipv4Addr, seg: &Segment<P>) -> Vec<u8> {
-    let o = &seg.options;
-    let mut sack = ftsplice_wire::SackBlocks::default();
-    for b in o.sack.as_slice() {
-        sack.push((b.start.0, b.end.0));
-    }
-    let options = ftsplice_wire::TcpOptions {
-        mss: o.mss,
-        window_scale: o.window_scale,
-        sack_permitted: o.sack_permitted,
-        sack,
-        timestamp: o.timestamp.map(|t| (t.tsval, t.tsecr)),
-    };
-    let payload = seg.payload.as_ref();
-    let tcp = TcpRepr {
-        src_port: seg.src_port,
-        dst_port: seg.dst_port,
-        seq: seg.seq.0,
-        ack: seg.ack.0,
-        flags: TcpFlags(seg.flags.0),
-        window: seg.window,
-        urgent: 0,
-        options,
-        payload,
-    };
-    let ip = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: 6,
-        payload_len: 0,
-        ttl: 64,
-        ident: 0,
-        dont_frag: true,
-        dscp_ecn: 0,
-    };
-    let mut out = Vec::with_capacity(20 + 60 + payload.len());
-    // Emission fails only for over-long options or > 64 KiB datagrams, which
-    // the endpoint never produces; an empty packet is dropped by the caller.
-    if emit_ipv4_tcp(&ip, &tcp, &mut out).is_err() {
+    let mut out = Vec::with_capacity(20 + 60 + seg.payload.as_ref().len());
+    if emit_datagram(src, dst, 0, seg, &mut out).is_err() {
         out.clear();
     }
     out
@@ -97,6 +37,7 @@ pub fn emit<P: AsRef<[u8]>>(src: Ipv4Addr, dst: Ipv4Addr, seg: &Segment<P>) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ftsplice_tcp::{Flags, SackBlock, SackBlocks, SeqNum, TcpOptions, Timestamp};
 
     #[test]
     fn round_trip_with_every_option() {

@@ -9,7 +9,7 @@ use crate::net::link::LinkConfig;
 use crate::net::node::NodeId;
 use crate::roles::agent::Agent;
 use crate::roles::endpoint::{Endpoint, Role};
-use crate::roles::http::{Job, Method};
+use crate::roles::http::{BodyOpts, Job, Method};
 use crate::roles::lb::{Lb, LbConfig, LbRole};
 use crate::roles::proxy::{Proxy, ProxyConfig};
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -59,6 +59,20 @@ pub struct Params {
     pub lb_cpu: Duration,
     /// When the clients start.
     pub start: Instant,
+    /// The client's and the backend's own links (default: `lan`); the
+    /// studies put the client–proxy and proxy–server delays here.
+    pub client_link: Option<LinkConfig>,
+    pub server_link: Option<LinkConfig>,
+    /// Proxy CPU time per datagram byte, on top of `proxy_cpu`.
+    pub proxy_cpu_per_byte: Duration,
+    /// Packets a proxy queues for its CPU before dropping.
+    pub proxy_queue: usize,
+    /// CPU time of the backend's split-splice agent per rewritten packet.
+    pub agent_cpu: Duration,
+    /// TCP of every host and proxy.
+    pub tcp: ftsplice_tcp::Config,
+    /// How the HTTP bodies are produced and checked.
+    pub body: BodyOpts,
 }
 
 impl Params {
@@ -84,7 +98,22 @@ impl Params {
             proxy_cpu: Duration::from_micros(2),
             lb_cpu: Duration::from_micros(1),
             start: Instant::from_millis(50),
+            client_link: None,
+            server_link: None,
+            proxy_cpu_per_byte: Duration::ZERO,
+            proxy_queue: 4096,
+            agent_cpu: Duration::ZERO,
+            tcp: ftsplice_tcp::Config::default(),
+            body: BodyOpts::default(),
         }
+    }
+
+    fn client_link(&self) -> LinkConfig {
+        self.client_link.unwrap_or(self.lan)
+    }
+
+    fn server_link(&self) -> LinkConfig {
+        self.server_link.unwrap_or(self.lan)
     }
 
     fn jobs(&self) -> Vec<Job> {
@@ -138,17 +167,17 @@ pub fn direct(p: &Params) -> Topology {
         start: p.start,
         first_port: 10_000,
     };
-    let tcp = ftsplice_tcp::Config::default();
+    let tcp = p.tcp.clone();
     let client = host(
         &mut sim,
         sw,
         "client",
-        Endpoint::new(CLIENT, role, tcp.clone()),
+        Endpoint::new(CLIENT, role, tcp.clone()).with_body_opts(p.body),
         NodeOpts::default(),
         CLIENT,
-        p.lan,
+        p.client_link(),
     );
-    let server_ep = Endpoint::new(SERVER, Role::Server { port: HTTP }, tcp);
+    let server_ep = Endpoint::new(SERVER, Role::Server { port: HTTP }, tcp).with_body_opts(p.body);
     let server = host(
         &mut sim,
         sw,
@@ -156,7 +185,7 @@ pub fn direct(p: &Params) -> Topology {
         server_ep,
         NodeOpts::default(),
         SERVER,
-        p.lan,
+        p.server_link(),
     );
     Topology {
         sim,
@@ -176,7 +205,7 @@ pub fn direct(p: &Params) -> Topology {
 pub fn spliced(p: &Params) -> Topology {
     let mut sim = Sim::new(p.seed);
     let sw = sim.add_switch("switch");
-    let tcp = ftsplice_tcp::Config::default();
+    let tcp = p.tcp.clone();
     let ids: Vec<ProxyId> = (1..=p.proxies as u16).map(ProxyId).collect();
     let addrs: Vec<Ipv4Addr> = (0..p.proxies as u8)
         .map(|i| Ipv4Addr::new(10, 0, 0, 31 + i))
@@ -199,15 +228,18 @@ pub fn spliced(p: &Params) -> Topology {
         &mut sim,
         sw,
         "client",
-        Endpoint::new(CLIENT, role, tcp.clone()),
+        Endpoint::new(CLIENT, role, tcp.clone()).with_body_opts(p.body),
         NodeOpts::default(),
         CLIENT,
-        p.lan,
+        p.client_link(),
     );
 
-    let mut server_ep = Endpoint::new(SERVER, Role::Server { port: HTTP }, tcp.clone());
+    let mut server_ep =
+        Endpoint::new(SERVER, Role::Server { port: HTTP }, tcp.clone()).with_body_opts(p.body);
     if p.split {
-        server_ep = server_ep.with_agent(Agent::new(AGENT_ID, SERVER, members.clone()));
+        server_ep = server_ep
+            .with_agent(Agent::new(AGENT_ID, SERVER, members.clone()))
+            .with_agent_cost(p.agent_cpu);
     }
     let server = host(
         &mut sim,
@@ -216,7 +248,7 @@ pub fn spliced(p: &Params) -> Topology {
         server_ep,
         NodeOpts::default(),
         SERVER,
-        p.lan,
+        p.server_link(),
     );
 
     let lb_opts = NodeOpts::cpu(p.lb_cpu, 4096);
@@ -301,10 +333,11 @@ pub fn spliced(p: &Params) -> Topology {
                 tick: Duration::from_millis(100),
                 activity_chunk: 170,
             },
+            cost_per_byte: p.proxy_cpu_per_byte,
         };
         let opts = NodeOpts {
             cpu_per_packet: p.proxy_cpu,
-            cpu_queue: 4096,
+            cpu_queue: p.proxy_queue,
             start_down: k >= p.proxies_up,
         };
         let n = host(

@@ -7,10 +7,11 @@
 //! buffers, 1460 B segments, 1 Gbit/s links.
 
 use crate::report::svg::{Plot, Series};
-use crate::study::host::Direction;
-use crate::study::net::{self, Path, Point};
+use crate::roles::http::Method;
+use crate::study::point::{self, Path, Point};
 use crate::study::{Scale, StudyOutput};
 use core::time::Duration;
+use ftsplice_proto::lb::LbMode;
 use std::fmt::Write;
 
 /// One architecture of the slides.
@@ -51,14 +52,20 @@ pub const CONFIGS: [Config; 4] = [
 
 /// Client connections carrying the load (each is window-limited to about
 /// 256 kB per 51 ms RTT = 40 Mbit/s, so 990 Mbit/s needs at least 25).
-pub const CONNS: u16 = 39;
+pub const CONNS: usize = 39;
 
 /// The sweep of a scale: offered rates (Mbit/s), proxy counts for the
 /// spliced configurations, proxy counts for split splice (whose proxies only
 /// see ACKs), and bytes per rate.
 pub fn sweep(scale: Scale) -> (Vec<u64>, Vec<usize>, Vec<usize>, u64) {
     match scale {
-        Scale::Full => (
+        Scale::Paper => (
+            (0..17).map(|i| 30 + 60 * i).collect(),
+            (1..=13).collect(),
+            (1..=13).collect(),
+            50_000_000,
+        ),
+        Scale::Budget => (
             (0..17).map(|i| 30 + 60 * i).collect(),
             vec![1, 2, 3, 4, 6, 8, 10, 13],
             vec![1, 4, 13],
@@ -73,13 +80,13 @@ fn point(seed: u64, cfg: &Config, rate: u64, proxies: usize, bytes: u64) -> Poin
         seed,
         path: cfg.path,
         proxies,
-        dir: if cfg.path == Path::Split {
-            Direction::Get
+        method: if cfg.path == Path::Split {
+            Method::Get
         } else {
-            Direction::Put
+            Method::Put
         },
         conns: CONNS,
-        bytes_per_conn: bytes / u64::from(CONNS),
+        bytes_per_conn: bytes / CONNS as u64,
         offered_bps: rate * 1_000_000,
         link_bps: 1_000_000_000,
         client_delay: Duration::from_millis(25),
@@ -88,8 +95,10 @@ fn point(seed: u64, cfg: &Config, rate: u64, proxies: usize, bytes: u64) -> Poin
         proxy_per_byte: Duration::ZERO,
         initial_cwnd: Some(256 * 1024 / 1460),
         agent_cost: cfg.agent_cost,
-        crash: None,
-        spray: false,
+        // The slides' lb: round robin per packet.
+        lb_mode: LbMode::BurstSpray { burst: 1 },
+        heartbeat: Duration::from_millis(10),
+        crash_after: None,
         limit: Duration::from_secs(600),
     }
 }
@@ -112,7 +121,7 @@ pub fn run(seed: u64, scale: Scale, threads: usize) -> StudyOutput {
             }
         }
     }
-    let outs = net::run_all(&points, threads);
+    let outs = point::run_all(&points, threads);
     let mut it = outs.iter();
     let mut table = String::new();
     let mut json = serde_json::Map::new();
@@ -139,12 +148,13 @@ pub fn run(seed: u64, scale: Scale, threads: usize) -> StudyOutput {
             for &r in &rates {
                 let o = it.next().cloned().unwrap_or_default();
                 events += o.events;
-                let got = round1(o.mbps);
+                let got = round1(o.flowing_mbps);
                 col.push(got);
                 pts.push(serde_json::json!({
                     "offered_mbps": r,
                     "achieved_mbps": got,
                     "unfinished": o.unfinished,
+                    "drops": o.drops,
                 }));
             }
             plot.series.push(Series {

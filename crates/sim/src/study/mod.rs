@@ -1,14 +1,12 @@
 //! Reproductions of the papers' studies on the simulator: DSN'06's
-//! throughput-vs-offered-load curves and SRDS'06's Tables 2–6. Study-only
-//! nodes (pre-spliced proxies, bulk-transfer endpoints) live here; every
-//! point is an independent deterministic run, and points run on two threads
-//! with results merged in point order.
+//! throughput-vs-offered-load curves and SRDS'06's Tables 2–6, run on the
+//! real roles (lb, proxies with pre-splice, replication and
+//! `proto::splice::translate`, the backend's split-splice agent, HTTP
+//! endpoints). Every point is an independent deterministic run; points run
+//! on worker threads with results merged in point order.
 
 pub mod dsn06;
-pub mod host;
-pub mod net;
-pub mod segcodec;
-pub mod splicer;
+pub mod point;
 pub mod srds06;
 
 use crate::report::svg::Plot;
@@ -29,11 +27,13 @@ pub struct StudyOutput {
 /// Names accepted by [`run`].
 pub const NAMES: [&str; 3] = ["dsn06", "srds06-tables", "all"];
 
-/// Sweep size: `Full` is what `docs/studies.md` reports; `Quick` is a
-/// reduced sweep for tests.
+/// Sweep size: `Paper` is the papers' sizes and every point they list;
+/// `Budget` the sweep that fits the two-minute budget (what
+/// `ftsplice sim study` runs by default); `Quick` a reduced sweep for tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scale {
-    Full,
+    Paper,
+    Budget,
     Quick,
 }
 

@@ -3,7 +3,8 @@
 //! for C-S, C-LB-nP-S (n = 1..4) and split splice (C-LB-P-S*), and Table 4:
 //! C-LB-2P-S on 100 Mbit/s with proxy 1 failing halfway, detected by the
 //! heartbeat failure detector after 3 missed beats (5 s, 1 s, 200 ms, and
-//! ours, 10 ms).
+//! ours, 10 ms). The lb is the real one, round robin per packet like the
+//! paper's, and detection is the lb's own heartbeat failure detector.
 //!
 //! Proxy cost calibration: 5 µs per packet plus [`PER_BYTE_NS`] ns per byte
 //! of datagram, so that one proxy carries about the paper's 125 Mbit/s of
@@ -11,14 +12,11 @@
 //! little — the paper's split splice reaches C-S throughput through a single
 //! proxy, which a per-packet-only cost cannot reproduce.
 
-use crate::engine::rng::Rng;
-use crate::study::host::Direction;
-use crate::study::net::{self, Outcome, Path, Point};
+use crate::roles::http::Method;
+use crate::study::point::{self, Outcome, Path, Point};
 use crate::study::{Scale, StudyOutput};
 use core::time::Duration;
-use ftsplice_proto::detector::{DetectorConfig, DetectorEvent, FailureDetector};
-use ftsplice_proto::heartbeat::Heartbeat;
-use ftsplice_proto::{Instant, ProxyId};
+use ftsplice_proto::lb::LbMode;
 use std::fmt::Write;
 
 /// Proxy CPU time per packet (ns).
@@ -26,10 +24,11 @@ pub const PER_PACKET_NS: u64 = 5_000;
 /// Proxy CPU time per datagram byte (ns); see the module comment.
 pub const PER_BYTE_NS: u64 = 55;
 /// Concurrent connections, as in the paper.
-pub const CONNS: u16 = 100;
-/// Tables 2, 3, 5 and 6 move `size / SHRINK` bytes per connection (the
-/// paper's 1 GB and 5 GB per point do not fit the 2-minute sweep budget);
-/// throughput is size-independent in steady state, times scale ~linearly.
+pub const CONNS: usize = 100;
+/// At [`Scale::Budget`], Tables 2, 3, 5 and 6 move `size / SHRINK` bytes
+/// per connection (the paper's 1 GB and 5 GB per point do not fit the
+/// 2-minute sweep budget); throughput is size-independent in steady state,
+/// times scale ~linearly. [`Scale::Paper`] moves the paper's sizes.
 pub const SHRINK: u64 = 10;
 
 /// One row of the paper: avg, min, max seconds and Mbit/s.
@@ -93,13 +92,13 @@ fn config(name: &str) -> (Path, usize) {
 }
 
 /// The paper's setup for one configuration.
-pub fn point(seed: u64, name: &str, dir: Direction, bytes: u64, link_bps: u64) -> Point {
+pub fn point(seed: u64, name: &str, method: Method, bytes: u64, link_bps: u64) -> Point {
     let (path, proxies) = config(name);
     Point {
         seed,
         path,
         proxies,
-        dir,
+        method,
         conns: CONNS,
         bytes_per_conn: bytes,
         offered_bps: 0,
@@ -111,53 +110,16 @@ pub fn point(seed: u64, name: &str, dir: Direction, bytes: u64, link_bps: u64) -
         proxy_per_byte: Duration::from_nanos(PER_BYTE_NS),
         initial_cwnd: None,
         agent_cost: Duration::from_micros(2),
-        crash: None,
-        spray: proxies > 1,
+        // The paper's lb: round robin per packet.
+        lb_mode: LbMode::BurstSpray { burst: 1 },
+        heartbeat: Duration::from_millis(10),
+        crash_after: None,
         limit: Duration::from_secs(900),
     }
 }
 
-/// When the LB's failure detector (3 missed beats of `interval`) declares
-/// proxy 1 down if it crashes at `crash`, heartbeats starting at a seeded
-/// phase: the delay after the crash, in (2t, 3t].
-pub fn detection_delay(seed: u64, interval: Duration, crash: Instant) -> Duration {
-    let mut det = FailureDetector::new(DetectorConfig {
-        interval,
-        missed: 3,
-    });
-    let ns = interval.as_nanos() as u64;
-    let phase = Rng::stream_named(seed, "study heartbeat phase").below(ns.max(1));
-    let mut t = Instant::ZERO + Duration::from_nanos(phase);
-    let mut seq = 0;
-    while t <= crash {
-        let hb = Heartbeat {
-            id: ProxyId(1),
-            epoch: 1,
-            seq,
-            workload: 1,
-        };
-        det.handle_heartbeat(t, &hb);
-        seq += 1;
-        t += interval;
-    }
-    while let Some(at) = det.poll_timeout() {
-        det.handle_timeout(at);
-        while let Some(ev) = det.poll_event() {
-            if ev == (DetectorEvent::ProxyDown { id: ProxyId(1) }) {
-                return at - crash;
-            }
-        }
-    }
-    Duration::ZERO
-}
-
 fn std_dev(o: &Outcome) -> f64 {
-    let n = o.times.len();
-    if n < 2 {
-        return 0.0;
-    }
-    let m = o.avg();
-    (o.times.iter().map(|t| (t - m) * (t - m)).sum::<f64>() / (n - 1) as f64).sqrt()
+    o.std_dev()
 }
 
 fn r2(v: f64) -> f64 {
@@ -169,7 +131,8 @@ fn row_json(name: &str, paper: Option<&PaperRow>, o: &Outcome) -> serde_json::Va
         "config": name,
         "ours": {
             "avg_s": r2(o.avg()), "min_s": r2(o.min()), "max_s": r2(o.max()),
-            "mbps": r2(o.mbps), "unfinished": o.unfinished, "retransmits": o.retransmits,
+            "mbps": r2(o.mbps), "unfinished": o.unfinished, "corrupted": o.corrupted,
+            "drops": o.drops,
         },
         "paper": paper.map(|p| serde_json::json!({
             "avg_s": p.1, "min_s": p.2, "max_s": p.3, "mbps": p.4,
@@ -179,7 +142,7 @@ fn row_json(name: &str, paper: Option<&PaperRow>, o: &Outcome) -> serde_json::Va
 
 struct Table {
     title: String,
-    dir: Direction,
+    dir: Method,
     bytes: u64,
     rows: &'static [PaperRow],
 }
@@ -187,31 +150,32 @@ struct Table {
 /// Runs Tables 2–6.
 pub fn run(seed: u64, scale: Scale, threads: usize) -> StudyOutput {
     let (shrink, t4_bytes) = match scale {
-        Scale::Full => (SHRINK, 10_000_000),
+        Scale::Paper => (1, 10_000_000),
+        Scale::Budget => (SHRINK, 10_000_000),
         Scale::Quick => (200, 200_000),
     };
     let tables = [
         Table {
             title: "Table 2: 100 concurrent PUTs of 10 MB".into(),
-            dir: Direction::Put,
+            dir: Method::Put,
             bytes: 10_000_000 / shrink,
             rows: &TABLE2,
         },
         Table {
             title: "Table 3: 100 concurrent PUTs of 50 MB".into(),
-            dir: Direction::Put,
+            dir: Method::Put,
             bytes: 50_000_000 / shrink,
             rows: &TABLE3,
         },
         Table {
             title: "Table 5: 100 concurrent GETs of 10 MB".into(),
-            dir: Direction::Get,
+            dir: Method::Get,
             bytes: 10_000_000 / shrink,
             rows: &TABLE5,
         },
         Table {
             title: "Table 6: 100 concurrent GETs of 50 MB".into(),
-            dir: Direction::Get,
+            dir: Method::Get,
             bytes: 50_000_000 / shrink,
             rows: &TABLE6,
         },
@@ -222,24 +186,22 @@ pub fn run(seed: u64, scale: Scale, threads: usize) -> StudyOutput {
             points.push(point(seed, r.0, t.dir, t.bytes, 1_000_000_000));
         }
     }
-    let base4 = point(seed, "C-LB-2P-S", Direction::Put, t4_bytes, 100_000_000);
+    let base4 = point(seed, "C-LB-2P-S", Method::Put, t4_bytes, 100_000_000);
     points.push(base4.clone());
-    let outs = net::run_all(&points, threads);
+    let outs = point::run_all(&points, threads);
     let no_failure = outs.last().cloned().unwrap_or_default();
-    // Table 4: fail proxy 1 at half the no-failure average transfer time.
-    let crash = Instant::ZERO + Duration::from_secs_f64(no_failure.avg() / 2.0);
-    let detects: Vec<Duration> = HEARTBEATS
+    // Table 4: fail proxy 1 at half the no-failure average transfer time;
+    // proxies and lbs beat at the row's interval.
+    let crash = Duration::from_secs_f64(no_failure.avg() / 2.0);
+    let fail_points: Vec<Point> = HEARTBEATS
         .iter()
-        .map(|&(_, t)| detection_delay(seed, t, crash))
-        .collect();
-    let fail_points: Vec<Point> = detects
-        .iter()
-        .map(|&d| Point {
-            crash: Some((crash, d)),
+        .map(|&(_, hb)| Point {
+            crash_after: Some(crash),
+            heartbeat: hb,
             ..base4.clone()
         })
         .collect();
-    let fails = net::run_all(&fail_points, threads);
+    let fails = point::run_all(&fail_points, threads);
     let events: u64 = outs.iter().chain(fails.iter()).map(|o| o.events).sum();
 
     let mut text = String::new();
@@ -310,17 +272,11 @@ pub fn run(seed: u64, scale: Scale, threads: usize) -> StudyOutput {
         "detect"
     );
     let mut rows4 = Vec::new();
-    let all4: Vec<(&str, &Outcome, Option<Duration>)> =
-        core::iter::once(("no failure", &no_failure, None))
-            .chain(
-                HEARTBEATS
-                    .iter()
-                    .zip(fails.iter())
-                    .zip(detects.iter())
-                    .map(|((h, o), &d)| (h.0, o, Some(d))),
-            )
-            .collect();
-    for (label, o, det) in all4 {
+    let all4: Vec<(&str, &Outcome)> = core::iter::once(("no failure", &no_failure))
+        .chain(HEARTBEATS.iter().zip(fails.iter()).map(|(h, o)| (h.0, o)))
+        .collect();
+    for (label, o) in all4 {
+        let det = o.detected_after;
         let paper = TABLE4.iter().find(|p| p.0 == label);
         let p = |f: fn(&FailRow) -> f64| paper.map_or("-".to_string(), |r| format!("{:.2}", f(r)));
         let _ = writeln!(
@@ -339,15 +295,15 @@ pub fn run(seed: u64, scale: Scale, threads: usize) -> StudyOutput {
             std_dev(o),
             o.span,
             o.mbps,
-            det.map_or("-".to_string(), |d| format!("{:.3}s", d.as_secs_f64()))
+            det.map_or("-".to_string(), |d| format!("{d:.3}s"))
         );
         rows4.push(serde_json::json!({
             "heartbeat": label,
-            "detect_s": det.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
+            "detect_s": det.map(|d| (d * 1000.0).round() / 1000.0),
             "ours": {
                 "avg_s": r2(o.avg()), "min_s": r2(o.min()), "max_s": r2(o.max()),
                 "sd_s": r2(std_dev(o)), "total_s": r2(o.span), "mbps": r2(o.mbps),
-                "unfinished": o.unfinished, "retransmits": o.retransmits,
+                "unfinished": o.unfinished, "corrupted": o.corrupted, "drops": o.drops,
             },
             "paper": paper.map(|r| serde_json::json!({
                 "avg_s": r.1, "min_s": r.2, "max_s": r.3, "sd_s": r.4, "total_s": r.5, "mbps": r.6,
@@ -361,16 +317,11 @@ pub fn run(seed: u64, scale: Scale, threads: usize) -> StudyOutput {
             "proxy_cost": { "per_packet_ns": PER_PACKET_NS, "per_byte_ns": PER_BYTE_NS },
             "shrink": shrink,
             "tables": json_tables,
-            "table4": { "crash_s": r2(crash.as_secs_f64()), "bytes_per_conn": t4_bytes, "rows": rows4 },
+            "table4": { "crash_after_s": r2(crash.as_secs_f64()), "bytes_per_conn": t4_bytes, "rows": rows4 },
         }),
         plots: Vec::new(),
         events,
     }
-}
-
-/// The interval the detector really uses (clamped into 10 ms ..= 5 s).
-pub fn clamp(t: Duration) -> Duration {
-    ftsplice_proto::heartbeat::clamp_interval(t)
 }
 
 fn mb(b: u64) -> String {
@@ -384,17 +335,6 @@ fn mb(b: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn detection_is_between_two_and_three_intervals() {
-        for (seed, ms) in [(1, 10u64), (2, 200), (3, 1000), (4, 5000), (5, 30)] {
-            let t = Duration::from_millis(ms);
-            let crash = Instant::from_millis(45_000);
-            let d = detection_delay(seed, t, crash);
-            let t = crate::study::srds06::clamp(t);
-            assert!(d >= 2 * t && d <= 3 * t, "{ms} ms: {d:?}");
-        }
-    }
 
     #[test]
     fn config_names_parse() {
