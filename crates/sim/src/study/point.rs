@@ -173,6 +173,7 @@ pub fn run(p: &Point) -> Outcome {
 
 fn measure(t: &Topology, p: &Point, crash: Option<Instant>) -> Outcome {
     let stats = t.sim.stats();
+    // Diagnostics of one point (drops, links, proxies, TCP connections).
     if std::env::var_os("FTSPLICE_STUDY_DEBUG").is_some() {
         eprintln!("{p:?}: drops {:?}", stats.drops());
         for i in 0..t.sim.link_count() {
