@@ -18,7 +18,10 @@ struct splice_key {
 /* splice_val.flags */
 #define FT_F_TS 0x01   /* both connections negotiated timestamps */
 #define FT_F_SACK 0x02 /* both connections negotiated SACK */
-#define FT_F_HOLD 0x04 /* splice being created: drop (peers retransmit) */
+/* splice being created: segments carrying data, SYN or FIN are dropped
+ * (peers retransmit them through the splice); pure ACKs and RSTs go on to
+ * the proxy's sockets, so their send queues can drain before the freeze. */
+#define FT_F_HOLD 0x04
 
 /* splice_val.dir */
 #define FT_DIR_C2S 0
@@ -63,6 +66,7 @@ enum ft_counter {
 	FT_C_LB_NOT_VIP,      /* lb: not for the service address: stack */
 	FT_C_SLOW_BAD_IP_HEADER,  /* IHL or total length inconsistent: stack */
 	FT_C_SLOW_BAD_TCP_HEADER, /* data offset below 5 or past the segment */
+	FT_C_HOLD_PASS,       /* splice on hold, pure ACK or RST: stack */
 	FT_C_MAX,
 };
 
@@ -85,6 +89,34 @@ struct lb_cfg {
 	__u32 burst;
 };
 
+/* proxy: the latest TSval seen per incoming 4-tuple (splice_key) of TCP
+ * packets that went to the stack, value of the LRU map `ts_seen`. The
+ * kernel keeps the peer's TSval (ts_recent) but does not expose it; the
+ * control plane reads it here when it freezes a connection. */
+struct ts_seen_val {
+	__u32 tsval;
+	__u32 packets; /* packets recorded (wraps) */
+};
+
+#define FT_TS_SEEN_ENTRIES 65536
+
+/* What a data plane saw of one splice since it was installed, value of the
+ * LRU map `splice_seen` keyed by the splice id (__u64). The control plane
+ * polls it to drive teardown (proto::teardown). */
+#define FT_SEEN_FIN_C2S 0x01
+#define FT_SEEN_FIN_S2C 0x02
+#define FT_SEEN_RST 0x04
+
+struct splice_seen {
+	__u64 last_ns; /* bpf_ktime_get_ns() of the latest packet */
+	__u64 packets; /* translated packets, both directions */
+	__u64 flags;   /* FT_SEEN_* (64-bit: BPF atomics need it) */
+};
+
+#define FT_SPLICE_SEEN_ENTRIES (1 << 18)
+
+_Static_assert(sizeof(struct ts_seen_val) == 8, "ts_seen_val size");
+_Static_assert(sizeof(struct splice_seen) == 24, "splice_seen size");
 _Static_assert(sizeof(struct splice_key) == 12, "splice_key size");
 _Static_assert(sizeof(struct splice_val) == 48, "splice_val size");
 _Static_assert(sizeof(struct lb_slot) == 16, "lb_slot size");

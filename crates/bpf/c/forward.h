@@ -1,6 +1,9 @@
 /* Shared TC glue: parse Ethernet/IPv4/TCP, look the 4-tuple up, translate,
  * fix the TCP checksum with the kernel's helpers, and forward by fib lookup
- * (or hand the translated packet to the stack when the lookup fails). */
+ * (or hand the translated packet to the stack when the lookup fails).
+ * Every translated packet is noted in `splice_seen` (teardown); with
+ * FT_RECORD_TS defined (the proxy), the TSval of every TCP packet going to
+ * the stack is noted in `ts_seen` (splice creation). */
 #ifndef FT_FORWARD_H
 #define FT_FORWARD_H
 
@@ -27,6 +30,22 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FT_SPLICE_SEEN_ENTRIES);
+	__type(key, __u64);
+	__type(value, struct splice_seen);
+} splice_seen SEC(".maps");
+
+#ifdef FT_RECORD_TS
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FT_TS_SEEN_ENTRIES);
+	__type(key, struct splice_key);
+	__type(value, struct ts_seen_val);
+} ts_seen SEC(".maps");
+#endif
+
 static __always_inline void ft_count(__u32 c)
 {
 	__u64 *n = bpf_map_lookup_elem(&counters, &c);
@@ -42,6 +61,10 @@ struct ft_pkt {
 	__u32 hlen;   /* TCP header length */
 	struct splice_val *v;
 };
+
+#define FT_TCP_FIN 0x01
+#define FT_TCP_SYN 0x02
+#define FT_TCP_RST 0x04
 
 /* ft_parse() result for a packet of a splice (counters are >= 0). */
 #define FT_PARSED (-1)
@@ -89,12 +112,147 @@ static __always_inline int ft_parse(struct __sk_buff *skb, struct ft_pkt *p)
 		.sport = tcp->source,
 		.dport = tcp->dest,
 	};
+	p->l4_off = l4_off;
+	p->hlen = hlen;
 	p->v = bpf_map_lookup_elem(&splices, &k);
 	if (!p->v)
 		return FT_C_NO_SPLICE;
-	p->l4_off = l4_off;
-	p->hlen = hlen;
 	return FT_PARSED;
+}
+
+#ifdef FT_RECORD_TS
+/* Options walked to find the timestamp: enough for every layout stacks
+ * send (Linux, BSD, Windows put it first, behind two NOPs). */
+#define FT_TS_WALK 12
+
+/* Notes the packet's TSval (if it carries a well-formed timestamp option)
+ * under its incoming 4-tuple. Called for packets ft_parse() validated. A
+ * subprogram with a frame of at most 32 bytes (the main program's is
+ * nearly 512): it walks the options in the packet itself, with no helper
+ * calls in the loop, so nothing is spilled. */
+static __noinline int ft_record_ts(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + FT_L3_OFF;
+	if ((void *)(ip + 1) > end)
+		return 0;
+	struct tcphdr *tcp = (void *)ip + ((ip->ihl * 4) & 0x3c);
+	if ((void *)(tcp + 1) > end)
+		return 0;
+	__u32 n = (tcp->doff * 4) & 0x3c;
+	if (n < sizeof(struct tcphdr) + FT_TS_LEN)
+		return 0;
+	n -= sizeof(struct tcphdr);
+	struct splice_key k = {
+		.saddr = ip->saddr,
+		.daddr = ip->daddr,
+		.sport = tcp->source,
+		.dport = tcp->dest,
+	};
+	__u8 *opt = (__u8 *)(tcp + 1);
+	__u32 off = 0;
+	__u32 tsval = 0;
+	int found = 0;
+	for (int i = 0; i < FT_TS_WALK; i++) {
+		if (off + 1 >= n)
+			break;
+		__u8 *o = opt + (off & 63);
+		if ((void *)(o + 2) > end)
+			break;
+		__u8 kind = o[0];
+		if (kind == FT_TCPOPT_EOL)
+			break;
+		if (kind == FT_TCPOPT_NOP) {
+			off += 1;
+			continue;
+		}
+		__u32 len = o[1];
+		if (len < 2 || off + len > n)
+			break;
+		if (kind == FT_TCPOPT_TS) {
+			if (len == FT_TS_LEN && (void *)(o + FT_TS_LEN) <= end) {
+				tsval = ((__u32)o[2] << 24) | ((__u32)o[3] << 16) | ((__u32)o[4] << 8) | o[5];
+				found = 1;
+			}
+			break;
+		}
+		off += len;
+	}
+	if (!found)
+		return 0;
+	struct ts_seen_val *old = bpf_map_lookup_elem(&ts_seen, &k);
+	if (old) {
+		old->tsval = tsval;
+		old->packets += 1;
+		return 1;
+	}
+	struct ts_seen_val v = { .tsval = tsval, .packets = 1 };
+	bpf_map_update_elem(&ts_seen, &k, &v, BPF_ANY);
+	return 1;
+}
+#define FT_RECORD(skb) ft_record_ts(skb)
+#else
+#define FT_RECORD(skb) 0
+#endif
+
+/* The TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04) of a parsed packet, and
+ * whether it carries payload (bit 8). */
+static __always_inline __u32 ft_flags_payload(struct __sk_buff *skb, __u32 l4_off, __u32 hlen)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + FT_L3_OFF;
+	if ((void *)(ip + 1) > end)
+		return 0;
+	__u8 *tcp = data + (l4_off & 0xff);
+	if ((void *)(tcp + 14) > end)
+		return 0;
+	__u32 seg = bpf_ntohs(ip->tot_len) - ip->ihl * 4;
+	return tcp[13] | (seg > hlen ? 0x100 : 0);
+}
+
+/* A packet of a splice on hold: segments with data, SYN or FIN are dropped
+ * (the peer retransmits them through the installed splice); pure ACKs and
+ * RSTs go to the proxy's socket. Returns the TC verdict. */
+static __noinline int ft_hold(struct __sk_buff *skb, __u32 l4_off, __u32 hlen)
+{
+	__u32 f = ft_flags_payload(skb, l4_off, hlen);
+	if (f & (0x100 | FT_TCP_SYN | FT_TCP_FIN)) {
+		ft_count(FT_C_HOLD_DROP);
+		return TC_ACT_SHOT;
+	}
+	ft_count(FT_C_HOLD_PASS);
+	return TC_ACT_OK;
+}
+
+
+/* Notes a translated packet of splice `id` for the control plane (its TCP
+ * flags are unchanged by translation). */
+static __noinline void ft_note_seen(struct __sk_buff *skb, __u64 id, __u32 dir, __u32 l4_off)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u8 *tcp = data + (l4_off & 0xff);
+	if ((void *)(tcp + 14) > end)
+		return;
+	__u32 tcp_flags = tcp[13];
+	__u64 f = 0;
+	if (tcp_flags & FT_TCP_FIN)
+		f |= dir == FT_DIR_C2S ? FT_SEEN_FIN_C2S : FT_SEEN_FIN_S2C;
+	if (tcp_flags & FT_TCP_RST)
+		f |= FT_SEEN_RST;
+	__u64 now = bpf_ktime_get_ns();
+	struct splice_seen *s = bpf_map_lookup_elem(&splice_seen, &id);
+	if (s) {
+		s->last_ns = now;
+		__sync_fetch_and_add(&s->packets, 1);
+		if (f)
+			__sync_fetch_and_or(&s->flags, f);
+		return;
+	}
+	struct splice_seen n = { .last_ns = now, .packets = 1, .flags = f };
+	bpf_map_update_elem(&splice_seen, &id, &n, BPF_NOEXIST);
 }
 
 /* Translates and forwards a packet of a splice. Returns the TC verdict. */
@@ -103,13 +261,17 @@ static __always_inline int ft_splice_skb(struct __sk_buff *skb)
 	struct ft_pkt p;
 	int why = ft_parse(skb, &p);
 	if (why != FT_PARSED) {
+		if (why == FT_C_NO_SPLICE)
+			FT_RECORD(skb);
 		ft_count(why);
 		return TC_ACT_OK;
 	}
 	struct splice_val *v = p.v;
 	if (v->flags & FT_F_HOLD) {
-		ft_count(FT_C_HOLD_DROP);
-		return TC_ACT_SHOT;
+		int verdict = ft_hold(skb, p.l4_off, p.hlen);
+		if (verdict == TC_ACT_OK)
+			FT_RECORD(skb);
+		return verdict;
 	}
 	struct ft_csum cs;
 	int r = ft_translate(skb, FT_L3_OFF, p.l4_off, p.hlen, v, &cs);
@@ -118,6 +280,7 @@ static __always_inline int ft_splice_skb(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 	ft_count(FT_C_TRANSLATED);
+	ft_note_seen(skb, v->splice_id, v->dir, p.l4_off);
 	__be32 daddr = v->daddr, saddr = v->saddr;
 	__u32 csum_off = (p.l4_off & 0xff) + offsetof(struct tcphdr, check);
 	bpf_l4_csum_replace(skb, csum_off, 0, ft_csum_diff(cs.pseudo), BPF_F_PSEUDO_HDR);

@@ -1,6 +1,7 @@
 /* Proxy data plane: TC ingress on the proxy's interfaces. Packets of a
  * splice (either direction) are translated and redirected; everything else
  * goes to the stack (accepting proxies, pre-splice connections). */
+#define FT_RECORD_TS
 #include "forward.h"
 
 SEC("classifier")

@@ -9,7 +9,9 @@ mod loader;
 mod objects;
 pub mod splice_map;
 
-pub use ftsplice_linux::bpf_abi::{self, Counter, LbCfg, LbSlot, SpliceKey, SpliceVal};
+pub use ftsplice_linux::bpf_abi::{
+    self, Counter, LbCfg, LbSlot, SpliceKey, SpliceSeen, SpliceVal, TsSeenVal,
+};
 pub use loader::{Counters, LbPlane, SplicePlane, SpliceRole, TestRun};
 pub use objects::{AGENT_OBJ, LB_OBJ, PROXY_OBJ};
 

@@ -5,14 +5,44 @@
 //! `NetNs::run` for test namespaces). Programs stay attached while the plane
 //! lives (TCX links are released on drop).
 
-use crate::bpf_abi::{Counter, LbCfg, LbSlot, SpliceKey, SpliceVal, LB_SLOTS};
+use crate::bpf_abi::{
+    Counter, LbCfg, LbSlot, SpliceKey, SpliceSeen, SpliceVal, TsSeenVal, LB_SLOTS,
+};
 use crate::objects::{AGENT_OBJ, LB_OBJ, PROXY_OBJ};
 use crate::splice_map;
 use crate::{Error, Result};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray};
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::{Ebpf, TestRun as _, TestRunOptions};
-use ftsplice_proto::splice::Splice;
+use core::net::SocketAddrV4;
+use ftsplice_proto::splice::{Splice, SpliceId};
+
+/// Deleting a missing key is fine.
+fn removed(r: Result<(), aya::maps::MapError>, name: &'static str) -> Result<()> {
+    match r {
+        Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+        Err(aya::maps::MapError::SyscallError(e))
+            if e.io_error.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(())
+        }
+        Err(source) => Err(Error::Map { name, source }),
+    }
+}
+
+/// A missing key reads as `None`.
+fn found<T>(r: Result<T, aya::maps::MapError>, name: &'static str) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+        Err(aya::maps::MapError::SyscallError(e))
+            if e.io_error.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(None)
+        }
+        Err(source) => Err(Error::Map { name, source }),
+    }
+}
 
 /// Which splice program an object carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,23 +200,75 @@ impl SplicePlane {
         Ok(())
     }
 
-    /// Removes both directions of `s` (missing entries are fine).
+    /// Removes both directions of `s` and what was seen of it (missing
+    /// entries are fine).
     pub fn remove(&mut self, s: &Splice) -> Result<()> {
         let mut map = self.splices()?;
         for (k, _) in splice_map::entries(s) {
-            match map.remove(&k) {
-                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(aya::maps::MapError::SyscallError(e))
-                    if e.io_error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(Error::Map {
-                        name: "splices",
-                        source,
-                    })
-                }
-            }
+            removed(map.remove(&k), "splices")?;
         }
-        Ok(())
+        self.forget_seen(s.id)
+    }
+
+    /// The latest TSval `ts_seen` holds for packets `src -> dst` (proxy
+    /// object only; `None` when never seen or evicted).
+    pub fn ts_seen(&self, src: SocketAddrV4, dst: SocketAddrV4) -> Result<Option<TsSeenVal>> {
+        let map = self
+            .ebpf
+            .map("ts_seen")
+            .ok_or(Error::Missing("map ts_seen"))?;
+        let m = HashMap::<&MapData, SpliceKey, TsSeenVal>::try_from(map).map_err(|source| {
+            Error::Map {
+                name: "ts_seen",
+                source,
+            }
+        })?;
+        found(m.get(&splice_map::key(src, dst), 0), "ts_seen")
+    }
+
+    /// Drops the `ts_seen` entry of `src -> dst`.
+    pub fn forget_ts(&mut self, src: SocketAddrV4, dst: SocketAddrV4) -> Result<()> {
+        let map = self
+            .ebpf
+            .map_mut("ts_seen")
+            .ok_or(Error::Missing("map ts_seen"))?;
+        let mut m =
+            HashMap::<&mut MapData, SpliceKey, TsSeenVal>::try_from(map).map_err(|source| {
+                Error::Map {
+                    name: "ts_seen",
+                    source,
+                }
+            })?;
+        removed(m.remove(&splice_map::key(src, dst)), "ts_seen")
+    }
+
+    /// What the program translated of splice `id` (`None`: nothing yet).
+    pub fn seen(&self, id: SpliceId) -> Result<Option<SpliceSeen>> {
+        let map = self
+            .ebpf
+            .map("splice_seen")
+            .ok_or(Error::Missing("map splice_seen"))?;
+        let m =
+            HashMap::<&MapData, u64, SpliceSeen>::try_from(map).map_err(|source| Error::Map {
+                name: "splice_seen",
+                source,
+            })?;
+        found(m.get(&id.0, 0), "splice_seen")
+    }
+
+    /// Drops the `splice_seen` entry of `id`.
+    pub fn forget_seen(&mut self, id: SpliceId) -> Result<()> {
+        let map = self
+            .ebpf
+            .map_mut("splice_seen")
+            .ok_or(Error::Missing("map splice_seen"))?;
+        let mut m = HashMap::<&mut MapData, u64, SpliceSeen>::try_from(map).map_err(|source| {
+            Error::Map {
+                name: "splice_seen",
+                source,
+            }
+        })?;
+        removed(m.remove(&id.0), "splice_seen")
     }
 
     pub fn counters(&self) -> Result<Counters> {

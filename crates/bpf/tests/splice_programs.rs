@@ -231,14 +231,24 @@ fn held_splice_drops_and_removal_passes() {
         return;
     }
     let s = splice();
-    let input = Seg::new(s.client, s.vip).frame();
+    let mut data = Seg::new(s.client, s.vip);
+    data.payload = b"body".to_vec();
+    let input = data.frame();
+    let pure_ack = Seg::new(s.client, s.vip).frame();
+    let mut fin = Seg::new(s.backend, s.ssa);
+    fin.flags = ACK | 0x01;
+    let fin = fin.frame();
     with_proxy(|p| {
         p.hold(&s).unwrap();
-        assert_eq!(
-            p.test_run("proxy_ingress", &input).unwrap().retval,
-            TC_ACT_SHOT
-        );
-        assert_eq!(p.counters().unwrap().get(Counter::HoldDrop), 1);
+        // Data and FIN are dropped (retransmitted later through the splice).
+        for f in [&input, &fin] {
+            assert_eq!(p.test_run("proxy_ingress", f).unwrap().retval, TC_ACT_SHOT);
+        }
+        assert_eq!(p.counters().unwrap().get(Counter::HoldDrop), 2);
+        // A pure ACK reaches the frozen-to-be socket untouched.
+        let r = p.test_run("proxy_ingress", &pure_ack).unwrap();
+        assert_eq!((r.retval, &r.packet), (TC_ACT_OK, &pure_ack));
+        assert_eq!(p.counters().unwrap().get(Counter::HoldPass), 1);
         p.install(&s).unwrap();
         let r = p.test_run("proxy_ingress", &input).unwrap();
         assert_ne!(r.packet, input);
@@ -246,6 +256,87 @@ fn held_splice_drops_and_removal_passes() {
         p.remove(&s).unwrap();
         let r = p.test_run("proxy_ingress", &input).unwrap();
         assert_eq!(r.packet, input);
+    });
+}
+
+#[test]
+fn ts_seen_records_the_latest_tsval_of_stack_packets() {
+    if skip_unless_root("ts_seen_records_the_latest_tsval_of_stack_packets") {
+        return;
+    }
+    let s = splice();
+    let other = sa([198, 18, 1, 11], 40001);
+    with_proxy(|p| {
+        assert_eq!(p.ts_seen(s.client, s.vip).unwrap(), None);
+        // Linux's layout (NOP NOP TS) and one behind a SACK block.
+        let mut a = Seg::new(s.client, s.vip);
+        a.options = ts_option(100, 7);
+        let mut b = Seg::new(s.client, s.vip);
+        let mut o = sack_option(&[(1, 2)]);
+        o.extend(ts_option(250, 9));
+        b.options = o;
+        for f in [a.frame(), b.frame()] {
+            let r = p.test_run("proxy_ingress", &f).unwrap();
+            assert_eq!((r.retval, r.packet), (TC_ACT_OK, f), "untouched");
+        }
+        let v = p.ts_seen(s.client, s.vip).unwrap().unwrap();
+        assert_eq!((v.tsval, v.packets), (250, 2));
+        // Keyed by the incoming tuple; no timestamp option, nothing noted.
+        assert_eq!(p.ts_seen(s.vip, s.client).unwrap(), None);
+        let plain = Seg::new(other, s.vip).frame();
+        p.test_run("proxy_ingress", &plain).unwrap();
+        assert_eq!(p.ts_seen(other, s.vip).unwrap(), None);
+        // A malformed option list ends the walk without a value.
+        let mut bad = Seg::new(other, s.vip);
+        bad.options = vec![8, 1, 0, 0, 1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 0];
+        p.test_run("proxy_ingress", &bad.frame()).unwrap();
+        assert_eq!(p.ts_seen(other, s.vip).unwrap(), None);
+        // Packets of an installed splice are not noted.
+        p.install(&s).unwrap();
+        let mut c = Seg::new(s.client, s.vip);
+        c.options = ts_option(999, 1);
+        p.test_run("proxy_ingress", &c.frame()).unwrap();
+        assert_eq!(p.ts_seen(s.client, s.vip).unwrap().unwrap().tsval, 250);
+        p.forget_ts(s.client, s.vip).unwrap();
+        p.forget_ts(s.client, s.vip).unwrap();
+        assert_eq!(p.ts_seen(s.client, s.vip).unwrap(), None);
+    });
+}
+
+#[test]
+fn splice_seen_counts_packets_fins_and_resets() {
+    if skip_unless_root("splice_seen_counts_packets_fins_and_resets") {
+        return;
+    }
+    let s = splice();
+    with_proxy(|p| {
+        p.install(&s).unwrap();
+        assert_eq!(p.seen(s.id).unwrap(), None);
+        let mut c2s = Seg::new(s.client, s.vip);
+        c2s.payload = b"x".to_vec();
+        p.test_run("proxy_ingress", &c2s.frame()).unwrap();
+        let v = p.seen(s.id).unwrap().unwrap();
+        assert_eq!((v.packets, v.flags), (1, 0));
+        assert!(v.last_ns > 0);
+        let mut fin = Seg::new(s.backend, s.ssa);
+        fin.flags = ACK | 0x01;
+        p.test_run("proxy_ingress", &fin.frame()).unwrap();
+        let v = p.seen(s.id).unwrap().unwrap();
+        assert_eq!(
+            (v.packets, v.flags),
+            (2, ftsplice_bpf::bpf_abi::SEEN_FIN_S2C)
+        );
+        let mut rst = Seg::new(s.client, s.vip);
+        rst.flags = 0x04;
+        p.test_run("proxy_ingress", &rst.frame()).unwrap();
+        let v = p.seen(s.id).unwrap().unwrap();
+        assert_eq!(
+            v.flags,
+            ftsplice_bpf::bpf_abi::SEEN_FIN_S2C | ftsplice_bpf::bpf_abi::SEEN_RST
+        );
+        // Removing the splice forgets what was seen.
+        p.remove(&s).unwrap();
+        assert_eq!(p.seen(s.id).unwrap(), None);
     });
 }
 

@@ -22,7 +22,8 @@ pub struct SpliceKey {
 pub const FLAG_TS: u8 = 0x01;
 /// `splice_val.flags`: both connections negotiated SACK.
 pub const FLAG_SACK: u8 = 0x02;
-/// `splice_val.flags`: splice being created, drop its packets.
+/// `splice_val.flags`: splice being created: segments with data, SYN or
+/// FIN are dropped, pure ACKs and RSTs go to the stack.
 pub const FLAG_HOLD: u8 = 0x04;
 pub const DIR_C2S: u8 = 0;
 pub const DIR_S2C: u8 = 1;
@@ -46,6 +47,43 @@ pub struct SpliceVal {
     pub version: u32,
     pub splice_id: u64,
 }
+
+/// Value of the proxy's `ts_seen` LRU map (key: [`SpliceKey`], the
+/// incoming 4-tuple): the latest TSval of TCP packets that went to the
+/// stack.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct TsSeenVal {
+    pub tsval: u32,
+    /// Packets recorded (wraps).
+    pub packets: u32,
+}
+
+/// Capacity of `ts_seen`.
+pub const TS_SEEN_ENTRIES: u32 = 65_536;
+
+/// `splice_seen.flags`: a FIN travelled client to server.
+pub const SEEN_FIN_C2S: u64 = 0x01;
+/// `splice_seen.flags`: a FIN travelled server to client.
+pub const SEEN_FIN_S2C: u64 = 0x02;
+/// `splice_seen.flags`: a RST travelled either way.
+pub const SEEN_RST: u64 = 0x04;
+
+/// Value of the `splice_seen` LRU map (key: the splice id, `u64`): what the
+/// data plane translated of one splice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct SpliceSeen {
+    /// `bpf_ktime_get_ns()` of the latest packet.
+    pub last_ns: u64,
+    /// Translated packets, both directions.
+    pub packets: u64,
+    /// `SEEN_*` bits.
+    pub flags: u64,
+}
+
+/// Capacity of `splice_seen`.
+pub const SPLICE_SEEN_ENTRIES: u32 = 1 << 18;
 
 /// Capacity of the lb slot table.
 pub const LB_SLOTS: usize = 256;
@@ -79,6 +117,10 @@ unsafe impl aya::Pod for SpliceKey {}
 unsafe impl aya::Pod for SpliceVal {}
 // SAFETY: as above; 16 bytes with no padding.
 unsafe impl aya::Pod for LbSlot {}
+// SAFETY: as above; 8 bytes with no padding.
+unsafe impl aya::Pod for TsSeenVal {}
+// SAFETY: as above; 24 bytes with no padding.
+unsafe impl aya::Pod for SpliceSeen {}
 // SAFETY: as above; 16 bytes with no padding.
 unsafe impl aya::Pod for LbCfg {}
 
@@ -86,6 +128,8 @@ const _: () = assert!(core::mem::size_of::<SpliceKey>() == 12);
 const _: () = assert!(core::mem::size_of::<SpliceVal>() == 48);
 const _: () = assert!(core::mem::size_of::<LbSlot>() == 16);
 const _: () = assert!(core::mem::size_of::<LbCfg>() == 16);
+const _: () = assert!(core::mem::size_of::<TsSeenVal>() == 8);
+const _: () = assert!(core::mem::size_of::<SpliceSeen>() == 24);
 
 /// Indices of the per-CPU `counters` array (`enum ft_counter`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -109,11 +153,13 @@ pub enum Counter {
     LbNotVip,
     SlowBadIpHeader,
     SlowBadTcpHeader,
+    /// A pure ACK or RST of a splice on hold went to the stack.
+    HoldPass,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 17;
-    pub const ALL: [Counter; 17] = [
+    pub const COUNT: u32 = 18;
+    pub const ALL: [Counter; 18] = [
         Counter::NotIpv4,
         Counter::NotTcp,
         Counter::Fragment,
@@ -131,6 +177,7 @@ impl Counter {
         Counter::LbNotVip,
         Counter::SlowBadIpHeader,
         Counter::SlowBadTcpHeader,
+        Counter::HoldPass,
     ];
 
     /// Stable lowercase name for metrics.
@@ -153,6 +200,7 @@ impl Counter {
             Counter::LbNotVip => "lb_not_vip",
             Counter::SlowBadIpHeader => "slow_bad_ip_header",
             Counter::SlowBadTcpHeader => "slow_bad_tcp_header",
+            Counter::HoldPass => "hold_pass",
         }
     }
 }
