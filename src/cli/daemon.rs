@@ -1,10 +1,14 @@
 //! `ftsplice lb|proxy|agent --config FILE`: loads and validates the role's
 //! TOML config (errors name file, line and key) and, with `--check`, prints
-//! the validated summary and exits.
+//! the validated summary and exits. Otherwise the proxy and agent load
+//! their BPF program, attach it to the configured interfaces and run until
+//! killed (docs/daemons.md says what they need from the host).
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use ftsplice_daemon::bpf_sink::{BpfSink, Role as Plane};
 use ftsplice_daemon::config::{AgentConfig, LbConfig, ProxyConfig};
+use ftsplice_daemon::metrics::Registry;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -25,29 +29,60 @@ pub enum Role {
     Agent,
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
 pub fn run(role: Role, args: &DaemonArgs) -> Result<()> {
-    let summary = match role {
-        Role::Lb => format!("{:#?}", LbConfig::load(&args.config)?),
-        Role::Proxy => {
-            let mut c = ProxyConfig::load(&args.config)?;
-            if let Some(r) = c.replication.as_mut() {
-                r.psk = [0; 32]; // never print the key
+    match role {
+        Role::Lb => {
+            let c = LbConfig::load(&args.config)?;
+            if args.check {
+                println!("{}: ok\n{c:#?}", args.config.display());
+                return Ok(());
             }
-            format!("{c:#?}")
+            bail!(
+                "{}: config is valid, but the lb driver is not in this build yet; \
+                 use --check to validate configs",
+                args.config.display()
+            )
+        }
+        Role::Proxy => {
+            let c = ProxyConfig::load(&args.config)?;
+            if args.check {
+                let mut shown = c.clone();
+                if let Some(r) = shown.replication.as_mut() {
+                    r.psk = [0; 32]; // never print the key
+                }
+                println!("{}: ok\n{shown:#?}", args.config.display());
+                return Ok(());
+            }
+            ftsplice_daemon::logging::init(&c.log);
+            let rt = runtime()?;
+            rt.block_on(async move {
+                let sink = BpfSink::attach(Plane::Proxy, &c.interfaces)
+                    .context("loading the proxy data plane (needs root/CAP_BPF+CAP_NET_ADMIN)")?;
+                ftsplice_daemon::proxy::daemon::run(c, Box::new(sink), Registry::new()).await
+            })
         }
         Role::Agent => {
-            let mut c = AgentConfig::load(&args.config)?;
-            c.replication.psk = [0; 32];
-            format!("{c:#?}")
+            let c = AgentConfig::load(&args.config)?;
+            if args.check {
+                let mut shown = c.clone();
+                shown.replication.psk = [0; 32];
+                println!("{}: ok\n{shown:#?}", args.config.display());
+                return Ok(());
+            }
+            ftsplice_daemon::logging::init(&c.log);
+            let rt = runtime()?;
+            rt.block_on(async move {
+                let sink = BpfSink::attach(Plane::Agent, &c.interfaces)
+                    .context("loading the agent data plane (needs root/CAP_BPF+CAP_NET_ADMIN)")?;
+                ftsplice_daemon::agent::run(c, Box::new(sink), Registry::new()).await
+            })
         }
-    };
-    if args.check {
-        println!("{}: ok\n{summary}", args.config.display());
-        return Ok(());
     }
-    bail!(
-        "{}: config is valid, but the {role:?} driver (heartbeats, replication, \
-         BPF data plane) is not in this build yet; use --check to validate configs",
-        args.config.display()
-    )
 }

@@ -63,6 +63,9 @@ fn full_proxy_config_is_typed() {
     assert_eq!(c.vip.to_string(), "198.18.0.10:80");
     assert_eq!(c.ssa_ports, 40000..=44999);
     assert_eq!(c.mss_clamp, Some(1400));
+    // A single `interface` string (old configs) is a one-element list.
+    assert_eq!(c.interfaces, ["e0"]);
+    assert_eq!(c.teardown.linger.as_secs(), 60);
     assert_eq!(c.head.max_bytes, 4096);
     assert_eq!(c.head.timeout.as_millis(), 2000);
     let hb = c.heartbeat.unwrap();
@@ -80,6 +83,7 @@ fn full_proxy_config_is_typed() {
     assert_eq!(lb.misses, 3);
     let a = AgentConfig::load(&dir.join("agent-ok.toml")).unwrap();
     assert_eq!(a.backend.port(), 80);
+    assert_eq!(a.interfaces, ["e0"]);
 }
 
 #[test]

@@ -28,7 +28,8 @@ pub struct AgentConfig {
     pub id: u16,
     pub backend: SocketAddrV4,
     pub vip: SocketAddrV4,
-    pub interface: Option<String>,
+    /// Devices the agent's program attaches to (TC egress); empty: none.
+    pub interfaces: Vec<String>,
     pub metrics: Option<SocketAddrV4>,
     pub replication: ReplicationConfig,
     pub log: LogConfig,
@@ -40,7 +41,7 @@ struct Raw {
     id: Spanned<u16>,
     backend: Spanned<String>,
     vip: Spanned<String>,
-    interface: Option<Spanned<String>>,
+    interface: Option<Spanned<OneOrMany>>,
     metrics: Option<Spanned<String>>,
     replication: RawReplication,
     #[serde(default)]
@@ -59,11 +60,10 @@ impl AgentConfig {
             id,
             backend: service_addr(src, &raw.backend, "backend")?,
             vip: service_addr(src, &raw.vip, "vip")?,
-            interface: raw
-                .interface
-                .as_ref()
-                .map(|v| ifname(src, v, "interface"))
-                .transpose()?,
+            interfaces: match &raw.interface {
+                None => Vec::new(),
+                Some(v) => ifnames(src, v, "interface")?,
+            },
             metrics: raw
                 .metrics
                 .as_ref()

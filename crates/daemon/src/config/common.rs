@@ -377,6 +377,43 @@ pub(crate) fn ifname(src: &Source, v: &Spanned<String>, key: &str) -> Result<Str
     Ok(n.clone())
 }
 
+/// One interface name or a list of them (`interface = "e0"` or
+/// `interface = ["e0", "e1"]`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Validates `interface`: one name or a non-empty list of distinct names.
+pub(crate) fn ifnames(
+    src: &Source,
+    v: &Spanned<OneOrMany>,
+    key: &str,
+) -> Result<Vec<String>, ConfigError> {
+    // Spans do not survive an untagged enum: errors point at the value.
+    let one = |n: &String| ifname(src, &Spanned::new(v.span(), n.clone()), key);
+    let names = match v.get_ref() {
+        OneOrMany::One(n) => vec![one(n)?],
+        OneOrMany::Many(list) => {
+            let mut out: Vec<String> = Vec::new();
+            for n in list {
+                let name = one(n)?;
+                if out.contains(&name) {
+                    return Err(src.err(v.span(), key, format!("'{name}' is listed twice")));
+                }
+                out.push(name);
+            }
+            out
+        }
+    };
+    if names.is_empty() {
+        return Err(src.err(v.span(), key, "needs at least one interface"));
+    }
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,5 +13,5 @@ pub use common::{ConfigError, LogConfig, LogFormat, Source};
 pub use lb::{LbConfig, LbMode, LbProxy};
 pub use proxy::{
     HeadConfig, HeartbeatTarget, Pool, PoolPolicy, ProxyConfig, ReplicationConfig, ReplicationPeer,
-    RouteRule, SsaBind,
+    RouteRule, SsaBind, TeardownTimers,
 };

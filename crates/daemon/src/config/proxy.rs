@@ -9,7 +9,7 @@
 //! ssa_ports = "40000-44999"
 //! ssa_bind = "local"             # or "freebind", "transparent"
 //! mss_clamp = 1400
-//! interface = "e0"               # data-plane device (BPF attach)
+//! interface = ["e0", "e1"]       # data-plane device(s) (BPF attach), or "e0"
 //! metrics = "198.18.2.1:9100"
 //! default_pool = "web"
 //!
@@ -28,6 +28,15 @@
 //! [[replication.peers]]
 //! id = 2
 //! addr = "198.18.2.2:7100"
+//! [[replication.peers]]          # a backend's split-splice agent:
+//! id = 100                       # gets creates/deletes, never counts
+//! addr = "198.18.3.2:7100"       # as the ack a creation waits for
+//! agent = true
+//!
+//! [teardown]                     # optional; defaults shown
+//! linger_ms = 60000              # splice kept after FINs both ways
+//! idle_ms = 300000               # splice deleted after this long unused
+//! tick_ms = 1000                 # teardown timer period
 //!
 //! [[pool]]
 //! name = "web"
@@ -88,6 +97,8 @@ pub struct HeartbeatTarget {
 pub struct ReplicationPeer {
     pub id: u16,
     pub addr: SocketAddrV4,
+    /// A split-splice agent (receive-only), not a proxy.
+    pub agent: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,6 +134,14 @@ pub struct RouteRule {
     pub pool: String,
 }
 
+/// Splice teardown timers (`proto::teardown`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TeardownTimers {
+    pub linger: Duration,
+    pub idle: Duration,
+    pub tick: Duration,
+}
+
 /// A validated `proxy.toml`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProxyConfig {
@@ -134,7 +153,8 @@ pub struct ProxyConfig {
     /// MSS set on backend connections (`TCP_MAXSEG`) so spliced segments
     /// fit both paths.
     pub mss_clamp: Option<u16>,
-    pub interface: Option<String>,
+    /// Devices the data plane attaches to (TC ingress); empty: none.
+    pub interfaces: Vec<String>,
     pub metrics: Option<SocketAddrV4>,
     pub head: HeadConfig,
     pub heartbeat: Option<HeartbeatTarget>,
@@ -144,6 +164,7 @@ pub struct ProxyConfig {
     pub default_pool: Option<String>,
     /// Largest number of splice creations in flight.
     pub max_pending: usize,
+    pub teardown: TeardownTimers,
     pub log: LogConfig,
 }
 
@@ -156,7 +177,7 @@ struct Raw {
     ssa_ports: Spanned<String>,
     ssa_bind: Option<Spanned<String>>,
     mss_clamp: Option<Spanned<u16>>,
-    interface: Option<Spanned<String>>,
+    interface: Option<Spanned<OneOrMany>>,
     metrics: Option<Spanned<String>>,
     default_pool: Option<Spanned<String>>,
     max_pending: Option<Spanned<u32>>,
@@ -169,7 +190,17 @@ struct Raw {
     #[serde(default)]
     route: Vec<RawRoute>,
     #[serde(default)]
+    teardown: RawTeardown,
+    #[serde(default)]
     log: RawLog,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTeardown {
+    linger_ms: Option<Spanned<u64>>,
+    idle_ms: Option<Spanned<u64>>,
+    tick_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -204,6 +235,8 @@ pub(crate) struct RawReplication {
 struct RawPeer {
     id: Spanned<u16>,
     addr: Spanned<String>,
+    #[serde(default)]
+    agent: bool,
 }
 
 #[derive(Deserialize)]
@@ -254,11 +287,10 @@ impl ProxyConfig {
             .as_ref()
             .map(|v| within(src, v, "mss_clamp", 536, 9000))
             .transpose()?;
-        let interface = raw
-            .interface
-            .as_ref()
-            .map(|v| ifname(src, v, "interface"))
-            .transpose()?;
+        let interfaces = match &raw.interface {
+            None => Vec::new(),
+            Some(v) => ifnames(src, v, "interface")?,
+        };
         let metrics = raw
             .metrics
             .as_ref()
@@ -321,6 +353,34 @@ impl ProxyConfig {
         }
         let max_pending =
             opt_within(src, &raw.max_pending, "max_pending", 1, 1_000_000, 4096)? as usize;
+        let t = &raw.teardown;
+        let ms = Duration::from_millis;
+        let teardown = TeardownTimers {
+            linger: ms(opt_within(
+                src,
+                &t.linger_ms,
+                "teardown.linger_ms",
+                0,
+                3_600_000,
+                60_000,
+            )?),
+            idle: ms(opt_within(
+                src,
+                &t.idle_ms,
+                "teardown.idle_ms",
+                100,
+                86_400_000,
+                300_000,
+            )?),
+            tick: ms(opt_within(
+                src,
+                &t.tick_ms,
+                "teardown.tick_ms",
+                10,
+                60_000,
+                1000,
+            )?),
+        };
         Ok(ProxyConfig {
             id,
             vip,
@@ -328,7 +388,7 @@ impl ProxyConfig {
             ssa_ports,
             ssa_bind,
             mss_clamp,
-            interface,
+            interfaces,
             metrics,
             head,
             heartbeat,
@@ -337,6 +397,7 @@ impl ProxyConfig {
             routes,
             default_pool,
             max_pending,
+            teardown,
             log: raw.log.validate(src)?,
         })
     }
@@ -436,6 +497,7 @@ pub(crate) fn validate_replication(
         peers.push(ReplicationPeer {
             id,
             addr: service_addr(src, &p.addr, "replication.peers.addr")?,
+            agent: p.agent,
         });
     }
     Ok(ReplicationConfig {

@@ -1,0 +1,628 @@
+//! One accepted client connection, from the request head to a splice
+//! (paper §6, Figure 6, with kernel sockets):
+//!
+//! 1. read the request head, bounded in bytes and time (`parse_head`;
+//!    400/431 for bad or oversized heads, 408 when too slow);
+//! 2. route it (503 when no pool serves it or no SSA port is free);
+//! 3. connect to the backend from the SSA with a port of this proxy's
+//!    partition and the MSS clamp (502 when that fails);
+//! 4. put both 4-tuples on hold in the data plane (data, SYN and FIN
+//!    segments are dropped from now on and retransmitted later through the
+//!    splice; pure ACKs still reach our sockets), forward everything read
+//!    from the client, and relay until the two byte streams line up: no
+//!    byte received and not relayed, none sent and not acknowledged, on
+//!    either socket (`frozen::splice_from_frozen`'s conditions);
+//! 5. freeze both sockets with TCP_REPAIR, build the splice (the peers'
+//!    latest TSvals come from the data plane's `ts_seen`), install it,
+//!    replicate it and wait (bounded) for a peer's ack;
+//! 6. close both sockets silently. The SSA port stays taken until the
+//!    splice is deleted (teardown).
+//!
+//! If a step after the connect fails (no data plane, streams that do not
+//! settle, a refused install), the connection is not lost: the hold is
+//! lifted and the proxy relays it in user space, logged and counted.
+
+use super::ports::PortAllocator;
+use super::routing::{error_response, head_limits, status_for, NoRoute, Routing};
+use crate::config::ProxyConfig;
+use crate::control::{lock, Command, CreateOutcome, SharedSink};
+use crate::frozen::{splice_from_frozen, FrozenError, PeerTsvals};
+use crate::metrics::Registry;
+use ftsplice_linux::{repair, FrozenSocket};
+use ftsplice_proto::route::head::{parse_head, HeadLimits, Parsed, RequestHead};
+use ftsplice_proto::splice::{Splice, SpliceId, WindowScales};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, SocketAddrV4, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+/// How long the two streams may take to line up before the connection is
+/// relayed in user space instead.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Poll period while waiting for the streams to line up.
+const SETTLE_POLL: Duration = Duration::from_micros(500);
+/// Freeze attempts (a packet can slip in between the last check and the
+/// freeze; the sockets are thawed and the streams settled again).
+const FREEZE_ATTEMPTS: u32 = 20;
+/// Bound of the backend connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why a connection was not spliced (metric label and log reason).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unspliced {
+    #[error("client closed before a complete head")]
+    ClientClosed,
+    #[error("request head refused ({status}): {detail}")]
+    BadHead { status: u16, detail: String },
+    #[error("no complete request head within {0:?}")]
+    HeadTimeout(Duration),
+    #[error("no route: {0}")]
+    NoRoute(String),
+    #[error("no free SSA port in this proxy's partition")]
+    NoPort,
+    #[error("backend {backend} unreachable: {error}")]
+    Backend {
+        backend: SocketAddrV4,
+        error: String,
+    },
+    #[error("client socket error: {0}")]
+    Client(String),
+}
+
+impl Unspliced {
+    fn label(&self) -> &'static str {
+        match self {
+            Unspliced::ClientClosed => "client_closed",
+            Unspliced::BadHead { status: 431, .. } => "head_too_large",
+            Unspliced::BadHead { .. } => "bad_head",
+            Unspliced::HeadTimeout(_) => "head_timeout",
+            Unspliced::NoRoute(_) => "no_route",
+            Unspliced::NoPort => "no_port",
+            Unspliced::Backend { .. } => "backend_unreachable",
+            Unspliced::Client(_) => "client_error",
+        }
+    }
+
+    /// The answer the client gets, if any.
+    fn response(&self) -> Option<Vec<u8>> {
+        let (status, detail) = match self {
+            Unspliced::ClientClosed | Unspliced::Client(_) => return None,
+            Unspliced::BadHead { status, detail } => (*status, detail.clone()),
+            Unspliced::HeadTimeout(_) => (408, "request head too slow".into()),
+            Unspliced::NoRoute(d) => (503, d.clone()),
+            Unspliced::NoPort => (503, "no free splice port".into()),
+            Unspliced::Backend { .. } => (502, "backend unreachable".into()),
+        };
+        Some(error_response(status, &detail))
+    }
+}
+
+/// What the accept loop shares with every connection.
+pub struct Pipeline {
+    cfg: Arc<ProxyConfig>,
+    limits: HeadLimits,
+    routing: Mutex<Routing>,
+    ports: Arc<Mutex<PortAllocator>>,
+    sink: SharedSink,
+    ctl: mpsc::Sender<Command>,
+    next_id: AtomicU64,
+    metrics: Registry,
+    /// Whether any proxy peer is configured (then a creation waits for an
+    /// ack).
+    replicated: bool,
+}
+
+/// A connection whose backend side is open.
+struct Pair {
+    client: TcpStream,
+    backend: TcpStream,
+    client_addr: SocketAddrV4,
+    vip: SocketAddrV4,
+    ssa: SocketAddrV4,
+    backend_addr: SocketAddrV4,
+}
+
+fn v4(a: SocketAddr) -> Option<SocketAddrV4> {
+    match a {
+        SocketAddr::V4(a) => Some(a),
+        SocketAddr::V6(_) => None,
+    }
+}
+
+/// The counter part of the first splice id of this incarnation: seconds
+/// since the epoch in the upper bits, so a restarted proxy never reuses an
+/// id of its previous life (unless it created 65,536 splices per second).
+fn first_counter() -> u64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    (secs & 0xffff_ffff) << 16
+}
+
+impl Pipeline {
+    pub fn new(
+        cfg: Arc<ProxyConfig>,
+        ports: Arc<Mutex<PortAllocator>>,
+        sink: SharedSink,
+        ctl: mpsc::Sender<Command>,
+        metrics: Registry,
+    ) -> Pipeline {
+        Pipeline {
+            limits: head_limits(&cfg),
+            routing: Mutex::new(Routing::new(&cfg)),
+            replicated: cfg
+                .replication
+                .as_ref()
+                .is_some_and(|r| r.peers.iter().any(|p| !p.agent)),
+            cfg,
+            ports,
+            sink,
+            ctl,
+            next_id: AtomicU64::new(first_counter()),
+            metrics,
+        }
+    }
+
+    fn count(&self, result: &str) {
+        self.metrics
+            .counter(
+                "ftsplice_proxy_connections_total",
+                "Accepted client connections, by outcome",
+                &[("result", result)],
+            )
+            .inc();
+    }
+
+    /// Handles one accepted connection to its end (spliced, answered with
+    /// an error, or relayed).
+    pub async fn handle(self: Arc<Self>, client: tokio::net::TcpStream, peer: SocketAddr) {
+        let started = std::time::Instant::now();
+        let mut client = Some(client);
+        let (pair, pending) = match self.open(&mut client).await {
+            Ok(x) => x,
+            Err(e) => {
+                self.count(e.label());
+                match &e {
+                    Unspliced::ClientClosed => tracing::debug!(%peer, "{e}"),
+                    _ => tracing::warn!(%peer, reason = e.label(), "not spliced: {e}"),
+                }
+                if let (Some(resp), Some(c)) = (e.response(), client.as_mut()) {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                        let _ = c.write_all(&resp).await;
+                        let _ = c.shutdown().await;
+                    })
+                    .await;
+                }
+                return;
+            }
+        };
+        let port = pair.ssa.port();
+        match self.splice(pair, pending).await {
+            Ok(s) => {
+                self.count("spliced");
+                tracing::info!(
+                    splice = s.id.0,
+                    client = %s.client,
+                    backend = %s.backend,
+                    ssa = %s.ssa,
+                    micros = started.elapsed().as_micros() as u64,
+                    "spliced"
+                );
+            }
+            Err((why, Some(pair))) => {
+                self.count("relayed");
+                tracing::warn!(%peer, reason = %why, "splice failed: relaying in user space");
+                relay(pair).await;
+                self.release(port);
+            }
+            Err((why, None)) => {
+                self.count("lost");
+                tracing::error!(%peer, reason = %why, "splice failed and a socket is gone: connection lost");
+                self.release(port);
+            }
+        }
+    }
+
+    fn release(&self, port: u16) {
+        self.ports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .release(port);
+    }
+
+    /// Steps 1-3: head, route, backend connection; the bytes read from the
+    /// client so far come back with the pair.
+    async fn open(
+        &self,
+        slot: &mut Option<tokio::net::TcpStream>,
+    ) -> Result<(Pair, Vec<u8>), Unspliced> {
+        let client = slot
+            .as_mut()
+            .ok_or_else(|| Unspliced::Client("no socket".into()))?;
+        let (head, buf) = self.read_head(client).await?;
+        let client_addr = client
+            .peer_addr()
+            .ok()
+            .and_then(v4)
+            .ok_or_else(|| Unspliced::Client("not an IPv4 peer".into()))?;
+        let vip = client
+            .local_addr()
+            .ok()
+            .and_then(v4)
+            .ok_or_else(|| Unspliced::Client("not an IPv4 socket".into()))?;
+        let backend = self
+            .routing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pick(&head, *client_addr.ip())
+            .map_err(|e| {
+                Unspliced::NoRoute(match e {
+                    NoRoute::NoRule => format!(
+                        "no rule matches {} {} (host {:?}) and no default pool",
+                        head.method, head.path, head.host
+                    ),
+                    NoRoute::PoolEmpty(p) => format!("pool '{p}' has no usable backend"),
+                })
+            })?;
+        let port = self
+            .ports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allocate()
+            .ok_or(Unspliced::NoPort)?;
+        let ssa = SocketAddrV4::new(self.cfg.ssa, port);
+        let (bind, mss) = (self.cfg.ssa_bind, self.cfg.mss_clamp);
+        let connected = tokio::task::spawn_blocking(move || {
+            super::connect::connect_from_ssa(ssa, bind, mss, backend, CONNECT_TIMEOUT)
+        })
+        .await
+        .map_err(|e| io::Error::other(e.to_string()))
+        .and_then(|r| r);
+        let backend_stream = match connected {
+            Ok(s) => s,
+            Err(e) => {
+                self.release(port);
+                return Err(Unspliced::Backend {
+                    backend,
+                    error: e.to_string(),
+                });
+            }
+        };
+        let client_std = match slot.take().map(tokio::net::TcpStream::into_std) {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                self.release(port);
+                return Err(Unspliced::Client(e.to_string()));
+            }
+            None => {
+                self.release(port);
+                return Err(Unspliced::Client("no socket".into()));
+            }
+        };
+        Ok((
+            Pair {
+                client: client_std,
+                backend: backend_stream,
+                client_addr,
+                vip,
+                ssa,
+                backend_addr: backend,
+            },
+            buf,
+        ))
+    }
+
+    async fn read_head(
+        &self,
+        client: &mut tokio::net::TcpStream,
+    ) -> Result<(RequestHead, Vec<u8>), Unspliced> {
+        let timeout = self.cfg.head.timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut buf = Vec::with_capacity(2048);
+        let mut chunk = vec![0u8; 16 * 1024];
+        loop {
+            match parse_head(&buf, &self.limits) {
+                Ok(Parsed::Complete(h)) => return Ok((h, buf)),
+                Ok(Parsed::NeedMore) => {}
+                Err(e) => {
+                    return Err(Unspliced::BadHead {
+                        status: status_for(&e),
+                        detail: e.to_string(),
+                    })
+                }
+            }
+            match tokio::time::timeout_at(deadline, client.read(&mut chunk)).await {
+                Err(_) => return Err(Unspliced::HeadTimeout(timeout)),
+                Ok(Ok(0)) => return Err(Unspliced::ClientClosed),
+                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+                Ok(Err(e)) => return Err(Unspliced::Client(e.to_string())),
+            }
+        }
+    }
+
+    /// Steps 4-6. On failure the pair comes back (thawed, hold lifted) for
+    /// relaying.
+    async fn splice(&self, pair: Pair, pending: Vec<u8>) -> Result<Splice, (String, Option<Pair>)> {
+        let id = SpliceId::compose(
+            ftsplice_proto::ProxyId(self.cfg.id),
+            self.next_id.fetch_add(1, Ordering::Relaxed),
+        );
+        let provisional = Splice {
+            id,
+            version: 1,
+            client: pair.client_addr,
+            vip: pair.vip,
+            ssa: pair.ssa,
+            backend: pair.backend_addr,
+            seq_delta: 0,
+            ack_delta: 0,
+            ts: None,
+            wscale: WindowScales::default(),
+            sack_ok: false,
+        };
+        if let Err(e) = lock(&self.sink).hold(&provisional) {
+            return Err((
+                format!("cannot put the connection on hold: {e}"),
+                Some(pair),
+            ));
+        }
+        match self.settle_and_freeze(pair, pending, id).await {
+            Ok((splice, fa, fb)) => match self.install(splice.clone()).await {
+                Ok(()) => {
+                    {
+                        let mut sink = lock(&self.sink);
+                        sink.forget_ts(splice.client, splice.vip);
+                        sink.forget_ts(splice.backend, splice.ssa);
+                    }
+                    fa.close_silently();
+                    fb.close_silently();
+                    Ok(splice)
+                }
+                Err(why) => {
+                    let _ = lock(&self.sink).remove(id);
+                    match thaw_pair(fa, fb, &splice) {
+                        Ok(pair) => Err((why, Some(pair))),
+                        Err(e) => Err((format!("{why}; thawing failed: {e}"), None)),
+                    }
+                }
+            },
+            Err((why, pair)) => {
+                let _ = lock(&self.sink).remove(id);
+                Err((why, pair))
+            }
+        }
+    }
+
+    async fn install(&self, splice: Splice) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        let id = splice.id;
+        self.ctl
+            .send(Command::Create { splice, reply: tx })
+            .await
+            .map_err(|_| "control loop gone".to_string())?;
+        let wait = self
+            .cfg
+            .replication
+            .as_ref()
+            .map_or(Duration::from_secs(1), |r| r.ack_timeout);
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(CreateOutcome::Replicated { acked_by })) => {
+                if acked_by.is_none() && self.replicated {
+                    tracing::warn!(splice = id.0, "no proxy peer is up: splice not replicated");
+                }
+                Ok(())
+            }
+            Ok(Ok(CreateOutcome::Failed(e))) => Err(e),
+            Ok(Err(_)) => Err("control loop dropped the creation".into()),
+            Err(_) => {
+                // Installed locally; replication goes on in the background.
+                self.metrics
+                    .counter(
+                        "ftsplice_replication_ack_timeouts_total",
+                        "Splices whose sockets were dropped before any peer acked",
+                        &[],
+                    )
+                    .inc();
+                tracing::warn!(
+                    splice = id.0,
+                    wait_ms = wait.as_millis() as u64,
+                    "no peer acked the splice in time; dropping the sockets anyway"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Relays until the streams line up, then freezes both sockets and
+    /// builds the splice.
+    async fn settle_and_freeze(
+        &self,
+        mut pair: Pair,
+        mut pending: Vec<u8>,
+        id: SpliceId,
+    ) -> Result<(Splice, FrozenSocket, FrozenSocket), (String, Option<Pair>)> {
+        let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
+        let mut back: Vec<u8> = Vec::new();
+        let mut attempts = 0;
+        loop {
+            if let Err(e) = pump(&mut pair, &mut pending, &mut back) {
+                return Err((format!("relaying before the freeze: {e}"), Some(pair)));
+            }
+            let settled = pending.is_empty() && back.is_empty() && queues_empty(&pair);
+            if !settled {
+                if std::time::Instant::now() > deadline {
+                    return Err((
+                        format!(
+                            "streams did not line up within {SETTLE_TIMEOUT:?} ({})",
+                            queue_report(&pair)
+                        ),
+                        Some(pair),
+                    ));
+                }
+                tokio::time::sleep(SETTLE_POLL).await;
+                continue;
+            }
+            attempts += 1;
+            let Pair {
+                client,
+                backend,
+                client_addr,
+                vip,
+                ssa,
+                backend_addr,
+            } = pair;
+            // A socket that fails to freeze is left frozen and closed
+            // silently (its peer keeps waiting): the connection is lost.
+            let fa = match FrozenSocket::freeze(client) {
+                Ok(f) => f,
+                Err(e) => return Err((format!("freezing the client socket: {e}"), None)),
+            };
+            let fb = match FrozenSocket::freeze(backend) {
+                Ok(f) => f,
+                Err(e) => return Err((format!("freezing the backend socket: {e}"), None)),
+            };
+            let ts = {
+                let sink = lock(&self.sink);
+                PeerTsvals {
+                    client: sink.ts_seen(client_addr, vip),
+                    backend: sink.ts_seen(backend_addr, ssa),
+                }
+            };
+            match splice_from_frozen(id, fa.state(), fb.state(), ts) {
+                Ok(s) => return Ok((s, fa, fb)),
+                Err(e) => {
+                    self.metrics
+                        .counter(
+                            "ftsplice_freeze_retries_total",
+                            "Freezes that found the streams not lined up, by reason",
+                            &[("reason", e.label())],
+                        )
+                        .inc();
+                    let s = Splice {
+                        client: client_addr,
+                        vip,
+                        ssa,
+                        backend: backend_addr,
+                        ..placeholder(id)
+                    };
+                    pair = match thaw_pair(fa, fb, &s) {
+                        Ok(p) => p,
+                        Err(te) => return Err((format!("{e}; thaw failed: {te}"), None)),
+                    };
+                    let retry = e.is_transient()
+                        && !matches!(e, FrozenError::TsvalUnknown(_))
+                        && attempts < FREEZE_ATTEMPTS;
+                    if !retry {
+                        return Err((format!("cannot splice exactly: {e}"), Some(pair)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn placeholder(id: SpliceId) -> Splice {
+    let any = SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0);
+    Splice {
+        id,
+        version: 1,
+        client: any,
+        vip: any,
+        ssa: any,
+        backend: any,
+        seq_delta: 0,
+        ack_delta: 0,
+        ts: None,
+        wscale: WindowScales::default(),
+        sack_ok: false,
+    }
+}
+
+fn thaw_pair(fa: FrozenSocket, fb: FrozenSocket, s: &Splice) -> ftsplice_linux::Result<Pair> {
+    let client = fa.thaw()?;
+    let backend = fb.thaw()?;
+    Ok(Pair {
+        client,
+        backend,
+        client_addr: s.client,
+        vip: s.vip,
+        ssa: s.ssa,
+        backend_addr: s.backend,
+    })
+}
+
+/// Moves what can move without blocking: bytes queued on the client side
+/// to the backend (`pending` first) and backend bytes to the client.
+fn pump(pair: &mut Pair, pending: &mut Vec<u8>, back: &mut Vec<u8>) -> io::Result<()> {
+    pair.client.set_nonblocking(true)?;
+    pair.backend.set_nonblocking(true)?;
+    let mut chunk = [0u8; 16 * 1024];
+    read_all(&mut pair.client, pending, &mut chunk)?;
+    write_some(&mut pair.backend, pending)?;
+    read_all(&mut pair.backend, back, &mut chunk)?;
+    write_some(&mut pair.client, back)?;
+    Ok(())
+}
+
+fn read_all(s: &mut TcpStream, into: &mut Vec<u8>, chunk: &mut [u8]) -> io::Result<()> {
+    loop {
+        match s.read(chunk) {
+            Ok(0) => return Ok(()), // EOF: the freeze will refuse the state
+            Ok(n) => into.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn write_some(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<()> {
+    while !buf.is_empty() {
+        match s.write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                buf.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn queues(s: &TcpStream) -> (u32, u32) {
+    let fd = s.as_raw_fd();
+    (
+        repair::inq(fd).unwrap_or(u32::MAX),
+        repair::outq(fd).unwrap_or(u32::MAX),
+    )
+}
+
+fn queues_empty(p: &Pair) -> bool {
+    queues(&p.client) == (0, 0) && queues(&p.backend) == (0, 0)
+}
+
+fn queue_report(p: &Pair) -> String {
+    let (ci, co) = queues(&p.client);
+    let (bi, bo) = queues(&p.backend);
+    format!("client in {ci} out {co}, backend in {bi} out {bo}")
+}
+
+/// Relays a connection that could not be spliced until either side ends.
+async fn relay(pair: Pair) {
+    let conv = |s: TcpStream| -> io::Result<tokio::net::TcpStream> {
+        s.set_nonblocking(true)?;
+        tokio::net::TcpStream::from_std(s)
+    };
+    let (Ok(mut a), Ok(mut b)) = (conv(pair.client), conv(pair.backend)) else {
+        return;
+    };
+    if let Err(e) = tokio::io::copy_bidirectional(&mut a, &mut b).await {
+        tracing::debug!(client = %pair.client_addr, error = %e, "relay ended");
+    }
+}
