@@ -1,9 +1,11 @@
 //! `ftsplice testbed up [--proxies N] [--split]`, `testbed down` and
 //! `testbed run SCENARIO [--json]`.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
+use ftsplice_testbed::scenario::{self, Options};
 use ftsplice_testbed::system::{Spec, System};
+use std::time::Duration;
 
 #[derive(Args)]
 pub struct TestbedArgs {
@@ -30,24 +32,40 @@ pub enum TestbedCommand {
         #[arg(long)]
         no_daemons: bool,
     },
-    /// Build a scenario's namespaces, run it, print its report, tear down.
+    /// Build a scenario's system, run it, print its report, tear down:
+    /// proxy-crash, lb-crash, split-splice, iperf (the full system with its
+    /// daemons) or baseline (curl through kernel forwarding, no ftsplice).
     Run {
-        /// Scenario: `baseline`.
         scenario: String,
         /// Print the JSON report instead of the table.
         #[arg(long)]
         json: bool,
-        /// Requests to make.
-        #[arg(long, default_value_t = 20)]
-        requests: u64,
-        /// Size of the fetched file, bytes.
-        #[arg(long, default_value_t = 1 << 20)]
-        size: usize,
+        /// Concurrent connections (baseline: sequential requests).
+        #[arg(long, default_value_t = 100)]
+        conns: u64,
+        /// Body bytes per connection.
+        #[arg(long, default_value_t = 10_000_000)]
+        size: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Seconds of iperf3 for the throughput figure (0: GET goodput).
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 2)]
+        proxies: usize,
+        /// Client namespaces the connections are spread over.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Proxy heartbeat interval (the lb declares a proxy dead after 3
+        /// missed beats).
+        #[arg(long, default_value_t = 10)]
+        heartbeat_ms: u64,
+        /// Seconds of iperf3 (iperf; baseline's throughput figure).
+        #[arg(long, default_value_t = 10)]
         iperf_secs: u32,
+        /// A transfer stuck this long counts as broken.
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
+        /// Keep the run directory (configs, daemon logs) and print it.
+        #[arg(long)]
+        keep: bool,
     },
     /// Remove what dead testbed/test processes left: their processes,
     /// namespaces and temp directories.
@@ -81,16 +99,30 @@ pub fn run(args: &TestbedArgs) -> Result<()> {
         TestbedCommand::Run {
             scenario,
             json,
-            requests,
+            conns,
             size,
             seed,
+            proxies,
+            clients,
+            heartbeat_ms,
             iperf_secs,
+            timeout_secs,
+            keep,
         } => {
-            let report = match scenario.as_str() {
-                "baseline" => {
-                    ftsplice_testbed::baseline::run(*requests, *size, *seed, *iperf_secs)?
-                }
-                other => bail!("unknown scenario '{other}' (available: baseline)"),
+            let report = if scenario == "baseline" {
+                ftsplice_testbed::baseline::run(*conns, *size as usize, *seed, *iperf_secs)?
+            } else {
+                let mut o = Options::new(std::env::current_exe()?);
+                o.seed = *seed;
+                o.conns = *conns;
+                o.size = *size;
+                o.proxies = *proxies;
+                o.clients = *clients;
+                o.heartbeat_ms = *heartbeat_ms;
+                o.iperf_secs = *iperf_secs;
+                o.timeout = Duration::from_secs(*timeout_secs);
+                o.keep = *keep;
+                scenario::run(scenario, &o)?
             };
             if *json {
                 println!("{}", report.to_json());

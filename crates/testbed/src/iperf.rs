@@ -79,33 +79,50 @@ pub fn client_json(
     reverse: bool,
     interval: Option<f64>,
 ) -> Result<String> {
-    let (ip, port, t) = (
-        server.ip().to_string(),
-        server.port().to_string(),
-        secs.to_string(),
-    );
-    let iv = interval.map(|i| i.to_string());
-    let mut args = vec![
-        "-c",
-        &ip,
-        "-p",
-        &port,
-        "-t",
-        &t,
-        "-J",
-        "--connect-timeout",
-        "5000",
-    ];
+    let out = client_command(ns, server, secs, reverse, interval)
+        .stdin(Stdio::null())
+        .output()
+        .context("starting iperf3 (is it installed? see scripts/setup.sh)")?;
+    if !out.status.success() {
+        bail!(
+            "iperf3 client to {server} exited with {}: {}",
+            out.status,
+            iperf_error(&out.stdout, &out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The `iperf3 -c -J` command line of [`client_json`], to spawn and wait
+/// for later.
+pub fn client_command(
+    ns: &NetNs,
+    server: SocketAddrV4,
+    secs: u32,
+    reverse: bool,
+    interval: Option<f64>,
+) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns.name(), "iperf3", "-c"])
+        .arg(server.ip().to_string())
+        .args(["-p", &server.port().to_string(), "-t", &secs.to_string()])
+        .args(["-J", "--connect-timeout", "5000"]);
     if reverse {
-        args.push("-R");
+        c.arg("-R");
     }
-    if let Some(i) = &iv {
-        args.extend(["-i", i]);
+    if let Some(i) = interval {
+        c.args(["-i", &i.to_string()]);
     }
-    match ns.exec("iperf3", &args) {
-        Ok(out) => Ok(out),
-        Err(e) => bail!("iperf3 client to {server}: {e}"),
-    }
+    c
+}
+
+/// iperf3's `error` field (it reports failures inside its JSON), else its
+/// stderr.
+pub fn iperf_error(stdout: &[u8], stderr: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(stdout)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(stderr).trim().to_string())
 }
 
 /// Per-interval receive rates of iperf3's JSON: (end of interval in
@@ -136,6 +153,13 @@ pub fn parse_received_mbps(json: &str) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reports_iperf_errors_from_json() {
+        let e = iperf_error(br#"{"error":"unable to connect"}"#, b"x");
+        assert_eq!(e, "unable to connect");
+        assert_eq!(iperf_error(b"", b" boom \n"), "boom");
+    }
 
     #[test]
     fn parses_intervals() {

@@ -22,15 +22,48 @@ const CHUNK: usize = 16 * 1024;
 /// Send buffer of uploading sockets.
 const SNDBUF: usize = 256 * 1024;
 
-/// Payload bytes moved by every transfer of a run so far.
+/// Payload bytes moved so far, in total and per connection, and how many
+/// transfers ended.
 #[derive(Debug, Default)]
 pub struct Progress {
     bytes: AtomicU64,
+    per_conn: Vec<AtomicU64>,
+    done: AtomicU64,
 }
 
 impl Progress {
+    /// For a load of `conns` connections.
+    pub fn new(conns: u64) -> Progress {
+        Progress {
+            bytes: AtomicU64::new(0),
+            per_conn: (0..conns).map(|_| AtomicU64::new(0)).collect(),
+            done: AtomicU64::new(0),
+        }
+    }
+
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Bytes moved by the connection that moved the fewest.
+    pub fn min_conn(&self) -> u64 {
+        self.per_conn
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Whether every transfer ended (completed or not).
+    pub fn finished(&self) -> bool {
+        self.done.load(Ordering::Relaxed) >= self.per_conn.len() as u64
+    }
+
+    fn moved(&self, conn: u64, n: usize) {
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(c) = self.per_conn.get(conn as usize) {
+            c.fetch_add(n as u64, Ordering::Relaxed);
+        }
     }
 }
 
@@ -140,8 +173,9 @@ fn one(conn: u64, load: &Load, progress: &Progress, t0: Instant) -> Transfer {
     };
     let r = match &load.request {
         Request::Put { size, seed } => put(conn, load, *size, *seed, progress, t0, &mut t),
-        Request::Get { files } => get(conn % files, load, progress, t0, &mut t),
+        Request::Get { files } => get(conn, conn % files, load, progress, t0, &mut t),
     };
+    progress.done.fetch_add(1, Ordering::Relaxed);
     t.status = r;
     t.end_ms = ms_since(t0);
     t
@@ -176,7 +210,7 @@ fn put(
             .map_err(|e| format!("body after {} bytes: {e}", t.bytes))?;
         t.bytes += n as u64;
         t.moves.push(ms_since(t0));
-        progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        progress.moved(conn, n);
     }
     t.digest = h.finalize().into();
     let mut resp = Vec::new();
@@ -188,6 +222,7 @@ fn put(
 }
 
 fn get(
+    conn: u64,
     file: u64,
     load: &Load,
     progress: &Progress,
@@ -228,16 +263,12 @@ fn get(
             let rest = head.split_off(end + 4);
             h.update(&rest);
             t.bytes += rest.len() as u64;
-            progress
-                .bytes
-                .fetch_add(rest.len() as u64, Ordering::Relaxed);
+            progress.moved(conn, rest.len());
             data = &[];
         }
         h.update(data);
         t.bytes += data.len() as u64;
-        progress
-            .bytes
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        progress.moved(conn, data.len());
     }
     t.digest = h.finalize().into();
     let status = status_of(&head)?;

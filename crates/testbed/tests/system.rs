@@ -35,7 +35,7 @@ fn switch_carries_concurrent_puts_and_gets_intact() {
     let sys = System::up(spec).unwrap();
     let target = SocketAddrV4::new(sys.plan.backend(0), HTTP_PORT);
     let clients = sys.clients();
-    let progress = Arc::new(Progress::default());
+    let progress = Arc::new(Progress::new(12));
     let put = Load {
         target,
         conns: 12,
@@ -51,6 +51,8 @@ fn switch_carries_concurrent_puts_and_gets_intact() {
     let c = verify::puts(&ts, &up);
     assert!(c.all_intact(), "{c:?}: {}", verify::failures(&ts, 3));
     assert_eq!(progress.bytes(), 12 * 300_000);
+    assert_eq!(progress.min_conn(), 300_000);
+    assert!(progress.finished());
     assert!(ts.iter().all(|t| t.digest == digest(5, t.conn, 300_000)));
     assert!(ts.iter().all(|t| t.moves.len() >= 300_000 / (16 * 1024)));
     // A stored file that differs is caught.
@@ -62,6 +64,7 @@ fn switch_carries_concurrent_puts_and_gets_intact() {
         conns: 9,
         ..put
     };
+    let progress = Arc::new(Progress::new(9));
     let ts = load::join(load::start(&clients, &get, &progress, t0));
     let want: Vec<[u8; 32]> = (0..3).map(|i| digest(9, i, 100_000 + i)).collect();
     let c = verify::gets(&ts, &want);

@@ -26,13 +26,16 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Path (under nginx's root) of the sparse bulk file ([`Spec::big_file`]).
+pub const BIG_FILE: &str = "big.bin";
+
 /// What the proxies splice to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServiceKind {
-    /// nginx on the backends, VIP:80 -> backend:80.
+    /// VIP:80 -> nginx on backend:80.
     Http,
-    /// iperf3 on backend 0, VIP:80 -> backend:5201 (the proxies route
-    /// non-HTTP first bytes to their default pool).
+    /// VIP:80 -> backend:5201, where iperf3 runs when a scenario starts it
+    /// (the proxies' default pool; nginx still runs on :80).
     Iperf,
 }
 
@@ -51,6 +54,8 @@ pub struct Spec {
     pub misses: u32,
     /// Files nginx serves (`files/<i>.bin`).
     pub files: Vec<Vec<u8>>,
+    /// Length of a sparse file nginx serves as [`BIG_FILE`] (bulk GETs).
+    pub big_file: Option<u64>,
     /// Add the bench-only router and HAProxy hosts.
     pub bench_hosts: bool,
     /// The `ftsplice` binary the daemons are started from.
@@ -69,6 +74,7 @@ impl Spec {
             heartbeat_ms: 10,
             misses: 3,
             files: Vec::new(),
+            big_file: None,
             bench_hosts: false,
             bin: bin.to_path_buf(),
         }
@@ -196,12 +202,20 @@ impl System {
             add_lo(t.node(p), plan.vip())?;
             add_lo(t.node(p), plan.ssa())?;
             sysctls(t.node(p), HIDDEN_VIP_SYSCTLS)?;
+            // The data plane forwards with bpf_fib_lookup, which needs it
+            // (docs/daemons.md).
+            t.forward(p)?;
+        }
+        if spec.split {
+            for &b in &n.backends {
+                t.forward(b)?;
+            }
         }
         if let Some(r) = n.router {
             setup_routed_path(&t, &plan, r, n.clients[0], n.backends[0])?;
         }
         let mut nginx = Vec::new();
-        if spec.service == ServiceKind::Http {
+        {
             let names: Vec<String> = (0..spec.files.len())
                 .map(|i| format!("files/{i}.bin"))
                 .collect();
@@ -211,8 +225,16 @@ impl System {
                 .zip(spec.files.iter().map(Vec::as_slice))
                 .collect();
             for (i, &b) in n.backends.iter().enumerate() {
-                let addr = SocketAddrV4::new(plan.backend(i), HTTP_PORT);
-                nginx.push(Nginx::start_on(t.node(b), &[addr], &files)?);
+                let mut addrs = vec![SocketAddrV4::new(plan.backend(i), HTTP_PORT)];
+                if i == 0 && n.router.is_some() {
+                    addrs.push(SocketAddrV4::new(plan.routed_backend(), HTTP_PORT));
+                }
+                let ng = Nginx::start_on(t.node(b), &addrs, &files)?;
+                if let Some(len) = spec.big_file {
+                    // Sparse: costs no disk, nginx sends zeros from the page cache.
+                    std::fs::File::create(ng.dir().join("www").join(BIG_FILE))?.set_len(len)?;
+                }
+                nginx.push(ng);
             }
         }
         let mut sys = System {

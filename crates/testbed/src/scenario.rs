@@ -1,0 +1,452 @@
+//! Scenarios on the namespace system with the real daemons, each printing
+//! the DESIGN.md report (mode "testbed"):
+//!
+//! - `proxy-crash`: concurrent PUTs through the VIP, `kill -9` of proxy 1
+//!   halfway; every stored file must hash to what its client sent;
+//! - `lb-crash`: the same load, the primary lb killed halfway, the backup
+//!   takes the VIP over;
+//! - `split-splice`: concurrent GETs through the VIP with agents on the
+//!   backends (responses bypass the proxies), against direct GETs;
+//! - `iperf`: one long iperf3 stream through the splice, the proxy carrying
+//!   it killed halfway.
+//!
+//! "Halfway" is when half the payload moved and every connection moved at
+//! least a quarter of its body (so each is spliced, not in its pre-splice
+//! phase, which splice replication does not protect: ARCHITECTURE.md).
+//! Fault times are ms since the load started; `detected_ms` comes from the
+//! daemons' JSON logs (the lb's "proxy down", the backup's "taking over"),
+//! `recovered_ms` and the stall from the clients' payload timelines
+//! ([`crate::timeline`]).
+
+use crate::body::digest;
+use crate::iperf::{client_command, parse_intervals, parse_received_mbps, IperfServer};
+use crate::load::{self, Load, Progress, Request, Transfer};
+use crate::logscan;
+use crate::system::plan::{HTTP_PORT, IPERF_PORT};
+use crate::system::{ServiceKind, Spec, System};
+use crate::{timeline, verify};
+use anyhow::{bail, Context, Result};
+use ftsplice_report::{latency, round_ms, FaultReport, Report};
+use std::net::SocketAddrV4;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const NAMES: [&str; 4] = ["proxy-crash", "lb-crash", "split-splice", "iperf"];
+
+/// Scenario sizes; [`Options::new`] gives the issue's numbers, tests use
+/// small ones.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The `ftsplice` binary the daemons run from.
+    pub bin: PathBuf,
+    pub seed: u64,
+    pub conns: u64,
+    pub size: u64,
+    pub proxies: usize,
+    pub clients: usize,
+    pub heartbeat_ms: u64,
+    /// Length of the iperf scenario's stream.
+    pub iperf_secs: u32,
+    /// A transfer stuck this long is broken.
+    pub timeout: Duration,
+    /// Keep the run directory (configs, daemon logs).
+    pub keep: bool,
+}
+
+impl Options {
+    pub fn new(bin: PathBuf) -> Options {
+        Options {
+            bin,
+            seed: 1,
+            conns: 100,
+            size: 10_000_000,
+            proxies: 2,
+            clients: 4,
+            heartbeat_ms: 10,
+            iperf_secs: 10,
+            timeout: Duration::from_secs(60),
+            keep: false,
+        }
+    }
+}
+
+/// Runs scenario `name`.
+pub fn run(name: &str, o: &Options) -> Result<Report> {
+    match name {
+        "proxy-crash" => put_with_fault(name, o, Victim::Proxy(0)),
+        "lb-crash" => put_with_fault(name, o, Victim::Lb),
+        "split-splice" => split_splice(o),
+        "iperf" => iperf(o),
+        other => bail!("unknown scenario '{other}' (known: {})", NAMES.join(", ")),
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Victim {
+    /// Proxy index (id = index + 1).
+    Proxy(usize),
+    Lb,
+}
+
+fn unix_ms(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
+/// Brings the system up, keeping its run directory if asked.
+fn up(s: Spec, o: &Options) -> Result<System> {
+    let mut sys = System::up(s)?;
+    if o.keep {
+        sys.run.keep = true;
+        eprintln!("run directory (configs, logs): {}", sys.run.path.display());
+    }
+    Ok(sys)
+}
+
+fn spec(o: &Options) -> Spec {
+    let mut s = Spec::new(&o.bin);
+    s.proxies = o.proxies;
+    s.clients = o.clients;
+    s.heartbeat_ms = o.heartbeat_ms;
+    s
+}
+
+/// Waits until the load is halfway (see the module docs) or `limit`
+/// passes, checking the daemons meanwhile.
+fn wait_halfway(
+    sys: &mut System,
+    p: &Progress,
+    total: u64,
+    per_conn: u64,
+    limit: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    while !(p.bytes() >= total / 2 && p.min_conn() >= per_conn / 4) {
+        sys.check()?;
+        if p.finished() {
+            bail!("the load finished before the fault could be injected (make it larger)");
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "load not halfway after {limit:?}: {} of {total} bytes moved, slowest connection {} bytes",
+                p.bytes(),
+                p.min_conn()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
+}
+
+/// Kills `victim`; returns (its daemon name, fault kind).
+fn kill(sys: &mut System, victim: Victim) -> Result<String> {
+    let name = match victim {
+        Victim::Proxy(i) => format!("proxy{}", i + 1),
+        Victim::Lb => "lb".to_string(),
+    };
+    sys.daemon(&name)?.kill9()?;
+    Ok(name)
+}
+
+/// When the failure was noticed (ms on the run timeline): the lb's (or
+/// gateway's) "proxy down" for a proxy, the backup's takeover for the lb.
+fn detected(sys: &mut System, victim: Victim, t0_unix: f64, at_ms: f64) -> Option<f64> {
+    let after = t0_unix + at_ms;
+    let found = match victim {
+        Victim::Proxy(i) => {
+            let id = format!("\"proxy\":{}", i + 1);
+            ["lb", "gw"]
+                .iter()
+                .filter_map(|d| {
+                    let log = sys.daemon(d).ok()?.log();
+                    logscan::first_event(&log, after, &["proxy down", &id])
+                })
+                .reduce(f64::min)
+        }
+        Victim::Lb => {
+            let log = sys.daemon("lb2").ok()?.log();
+            logscan::first_event(&log, after, &["taking over"])
+        }
+    };
+    found.map(|t| round_ms(t - t0_unix))
+}
+
+fn fault_report(
+    sys: &mut System,
+    victim: Victim,
+    target: String,
+    t0_unix: f64,
+    at_ms: f64,
+    ts: &[Transfer],
+    r: &mut Report,
+) {
+    let detected_ms = detected(sys, victim, t0_unix, at_ms);
+    let recovered_ms =
+        timeline::recovered_ms(ts, at_ms).map(|t| round_ms(detected_ms.map_or(t, |d| t.max(d))));
+    r.faults.push(FaultReport {
+        kind: "crash".into(),
+        target,
+        at_ms: round_ms(at_ms),
+        detected_ms,
+        recovered_ms,
+    });
+    r.details
+        .insert("stall_ms".into(), round_ms(timeline::stall_ms(ts, at_ms)));
+    r.details.insert(
+        "normal_gap_ms".into(),
+        round_ms(timeline::normal_gap_ms(ts, at_ms)),
+    );
+}
+
+/// Throughput and latency of finished transfers.
+fn summarize(ts: &[Transfer], r: &mut Report) {
+    let (first, last) = ts.iter().fold((f64::MAX, 0.0f64), |(a, b), t| {
+        (a.min(t.start_ms), b.max(t.end_ms))
+    });
+    let bytes: u64 = ts.iter().map(|t| t.bytes).sum();
+    let span = (last - first).max(1e-3);
+    r.throughput_mbps = (bytes as f64 * 8.0 / (span * 1e3) * 100.0).round() / 100.0;
+    let lat: Vec<f64> = ts
+        .iter()
+        .filter(|t| t.status.is_ok())
+        .map(|t| t.end_ms - t.start_ms)
+        .collect();
+    r.latency_ms = latency(&lat);
+}
+
+fn put_with_fault(name: &str, o: &Options, victim: Victim) -> Result<Report> {
+    let mut sys = up(spec(o), o)?;
+    let load = Load {
+        target: SocketAddrV4::new(sys.plan.vip(), HTTP_PORT),
+        conns: o.conns,
+        request: Request::Put {
+            size: o.size,
+            seed: o.seed,
+        },
+        timeout: o.timeout,
+    };
+    let progress = Arc::new(Progress::new(o.conns));
+    let (t0, t0_unix) = (Instant::now(), unix_ms(SystemTime::now()));
+    let handles = load::start(&sys.clients(), &load, &progress, t0);
+    let half = wait_halfway(&mut sys, &progress, o.conns * o.size, o.size, o.timeout);
+    let fault = half.and_then(|()| {
+        let at = t0.elapsed().as_secs_f64() * 1e3;
+        kill(&mut sys, victim).map(|n| (at, n))
+    });
+    let ts = load::join(handles);
+    let (at_ms, target) = fault?;
+    sys.check()?;
+    let mut r = Report::new(name, "testbed", o.seed);
+    r.connections = verify::puts(&ts, &sys.nginx[0].dir().join("www").join("up"));
+    summarize(&ts, &mut r);
+    fault_report(&mut sys, victim, target, t0_unix, at_ms, &ts, &mut r);
+    note_failures(&ts, &mut r);
+    Ok(r)
+}
+
+/// Puts the first broken transfers' reasons on stderr (the report has
+/// counts only).
+fn note_failures(ts: &[Transfer], r: &Report) {
+    if r.connections.broken > 0 {
+        eprintln!(
+            "{}: broken transfers: {}",
+            r.scenario,
+            verify::failures(ts, 5)
+        );
+    }
+}
+
+fn split_splice(o: &Options) -> Result<Report> {
+    let files: Vec<Vec<u8>> = (0..4)
+        .map(|i| crate::body::Body::new(o.seed, i, o.size).to_vec())
+        .collect();
+    let want: Vec<[u8; 32]> = (0..4).map(|i| digest(o.seed, i, o.size)).collect();
+    let mut s = spec(o);
+    s.split = true;
+    s.files = files;
+    let mut sys = up(s, o)?;
+    let get = |target: SocketAddrV4| Load {
+        target,
+        conns: o.conns,
+        request: Request::Get { files: 4 },
+        timeout: o.timeout,
+    };
+    // The same GETs straight from the backend first: the reference.
+    let progress = Arc::new(Progress::new(o.conns));
+    let direct = SocketAddrV4::new(sys.plan.backend(0), HTTP_PORT);
+    let base = load::join(load::start(
+        &sys.clients(),
+        &get(direct),
+        &progress,
+        Instant::now(),
+    ));
+    let mut base_r = Report::new("direct", "testbed", o.seed);
+    summarize(&base, &mut base_r);
+    let progress = Arc::new(Progress::new(o.conns));
+    let vip = SocketAddrV4::new(sys.plan.vip(), HTTP_PORT);
+    let ts = load::join(load::start(
+        &sys.clients(),
+        &get(vip),
+        &progress,
+        Instant::now(),
+    ));
+    sys.check()?;
+    let mut r = Report::new("split-splice", "testbed", o.seed);
+    r.connections = verify::gets(&ts, &want);
+    summarize(&ts, &mut r);
+    r.baseline_throughput_mbps = Some(base_r.throughput_mbps);
+    if base_r.throughput_mbps > 0.0 {
+        r.details.insert(
+            "ratio_to_direct".into(),
+            (r.throughput_mbps / base_r.throughput_mbps * 1e4).round() / 1e4,
+        );
+    }
+    note_failures(&ts, &r);
+    Ok(r)
+}
+
+/// The client port of the busiest connection from `ns` to `to` (by bytes
+/// received), from `ss -tni`.
+fn busiest_port(sys: &System, client: usize, to: SocketAddrV4) -> Result<u16> {
+    let out = sys.ns(client).exec(
+        "ss",
+        &["-Htni", "state", "established", "dst", &to.to_string()],
+    )?;
+    parse_busiest_port(&out)
+        .with_context(|| format!("no connection to {to} in `ss` output:\n{out}"))
+}
+
+/// `ss -Htni` lists a connection line (`0 0 local peer`) followed by an
+/// indented info line with `bytes_received:N`.
+fn parse_busiest_port(ss: &str) -> Option<u16> {
+    let mut best: Option<(u64, u16)> = None;
+    let mut port: Option<u16> = None;
+    for line in ss.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() >= 4 && f[2].contains(':') && f[3].contains(':') {
+            port = f[2].rsplit(':').next().and_then(|p| p.parse().ok());
+            continue;
+        }
+        let rx = f
+            .iter()
+            .find_map(|w| w.strip_prefix("bytes_received:"))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        if let Some(p) = port.take() {
+            if best.is_none_or(|(b, _)| rx >= b) {
+                best = Some((rx, p));
+            }
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
+fn iperf(o: &Options) -> Result<Report> {
+    let mut s = spec(o);
+    s.service = ServiceKind::Iperf;
+    s.clients = 1;
+    let mut sys = up(s, o)?;
+    let b0 = sys.nodes.backends[0];
+    let srv = IperfServer::start_any(
+        sys.ns(b0),
+        SocketAddrV4::new(sys.plan.backend(0), IPERF_PORT),
+    )?;
+    let vip = SocketAddrV4::new(sys.plan.vip(), HTTP_PORT);
+    let client = sys.nodes.clients[0];
+    let secs = o.iperf_secs.max(2);
+    let (t0, t0_unix) = (Instant::now(), unix_ms(SystemTime::now()));
+    let child = client_command(sys.ns(client), vip, secs, true, Some(0.1))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("starting iperf3")?;
+    std::thread::sleep(Duration::from_millis(u64::from(secs) * 500));
+    let fault = (|| -> Result<(f64, usize)> {
+        sys.check()?;
+        let port = busiest_port(&sys, client, vip)?;
+        let owner = owner_of(&sys, SocketAddrV4::new(sys.plan.client(0), port))?;
+        let at = t0.elapsed().as_secs_f64() * 1e3;
+        kill(&mut sys, Victim::Proxy(owner))?;
+        Ok((at, owner))
+    })();
+    let out = child
+        .wait_with_output()
+        .context("waiting for iperf3")
+        .and_then(|o| {
+            if o.status.success() {
+                Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+            } else {
+                bail!(
+                    "iperf3 exited with {}: {}{}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stderr).trim(),
+                    String::from_utf8_lossy(&o.stdout)
+                        .chars()
+                        .take(500)
+                        .collect::<String>()
+                )
+            }
+        });
+    drop(srv);
+    let (at_ms, owner) = fault?;
+    let mut r = Report::new("iperf", "testbed", o.seed);
+    r.connections.total = 1;
+    let (mbps, ivs) = match out.and_then(|j| Ok((parse_received_mbps(&j)?, parse_intervals(&j)?))) {
+        Ok(v) => v,
+        Err(e) => {
+            r.connections.broken = 1;
+            eprintln!("iperf: stream broke: {e:#}");
+            (0.0, Vec::new())
+        }
+    };
+    if r.connections.broken == 0 {
+        r.connections.completed = 1;
+    }
+    r.throughput_mbps = (mbps * 100.0).round() / 100.0;
+    // The stream's timeline: one "move" per interval that carried data.
+    let t = Transfer {
+        conn: 0,
+        status: Ok(200),
+        start_ms: 0.0,
+        end_ms: ivs.last().map_or(0.0, |i| i.0 * 1e3),
+        bytes: 0,
+        digest: [0; 32],
+        moves: ivs
+            .iter()
+            .filter(|i| i.1 > 0.0)
+            .map(|i| i.0 * 1e3)
+            .collect(),
+    };
+    let victim = Victim::Proxy(owner);
+    let target = format!("proxy{}", owner + 1);
+    fault_report(&mut sys, victim, target, t0_unix, at_ms, &[t], &mut r);
+    r.details.insert("interval_ms".into(), 100.0);
+    Ok(r)
+}
+
+/// The proxy (index) owning `client`'s connection to the VIP: with equal
+/// workloads the lb's flow-hash choice (ARCHITECTURE.md, hashing contract).
+fn owner_of(sys: &System, client: SocketAddrV4) -> Result<usize> {
+    let ids: Vec<ftsplice_proto::ProxyId> = (1..=sys.plan.proxies as u16)
+        .map(ftsplice_proto::ProxyId)
+        .collect();
+    let vip = SocketAddrV4::new(sys.plan.vip(), HTTP_PORT);
+    let id = ftsplice_proto::owner::client_owner(client, vip, ids).context("no live proxy")?;
+    Ok(usize::from(id.0) - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_busiest_connection() {
+        let ss = "0      0      198.18.0.51:40000 198.18.0.10:80\n\
+                  \t cubic wscale:7,7 bytes_received:100 segs_out:3\n\
+                  0      0      198.18.0.51:40002 198.18.0.10:80\n\
+                  \t cubic bytes_received:90000000 segs_out:3\n";
+        assert_eq!(parse_busiest_port(ss), Some(40002));
+        assert_eq!(parse_busiest_port(""), None);
+    }
+}
