@@ -1,7 +1,8 @@
 //! The namespace system without daemons (root; CI is root): the switch
 //! carries concurrent PUTs and GETs between clients and nginx intact (the
 //! load generator and verifier the scenarios use), and the bench's
-//! reference paths (a) direct, (b) kernel forwarding, (c) HAProxy measure.
+//! reference paths (a) direct, (b) kernel forwarding, (c) HAProxy measure
+//! with both tools (iperf3, curl).
 
 #![allow(clippy::disallowed_methods)] // real processes on the wall clock
 
@@ -79,12 +80,15 @@ fn bench_reference_paths_measure_throughput() {
     let paths = bench::reference_paths(Path::new("/nonexistent/ftsplice"), 1).unwrap();
     assert_eq!(paths.len(), 3);
     for p in &paths {
-        let g = p
-            .gbps
-            .unwrap_or_else(|| panic!("{}: {:?}", p.label, p.error));
-        assert!(g > 0.01, "{}: {g} Gbit/s", p.label);
+        for tool in bench::TOOLS {
+            let g = p
+                .gbps(tool)
+                .unwrap_or_else(|| panic!("{} {tool}: {p:?}", p.label));
+            assert!(g > 0.01, "{} {tool}: {g} Gbit/s", p.label);
+        }
     }
     let r = bench::BenchReport::new(1, paths);
     assert!(r.goals[0].ratio.is_none(), "(d) was not measured");
+    assert!(r.goals[2].ratio.is_some(), "(c)/(b) was");
     assert!(r.table().contains("HAProxy"));
 }
