@@ -241,7 +241,7 @@ fn put_with_fault(name: &str, o: &Options, victim: Victim) -> Result<Report> {
     r.connections = verify::puts(&ts, &sys.nginx[0].dir().join("www").join("up"));
     summarize(&ts, &mut r);
     fault_report(&mut sys, victim, target, t0_unix, at_ms, &ts, &mut r);
-    note_failures(&ts, &mut r);
+    note_failures(&ts, &r);
     Ok(r)
 }
 
