@@ -5,7 +5,7 @@
 //! run or lost or corrupted a connection. The testbed needs root (run it
 //! through `scripts/demo.sh`); `--sim-only` skips it.
 
-use super::sim::{run_one, RunArgs};
+use super::sim::{run_one, BackendArgs, RunArgs};
 use clap::Args;
 use ftsplice_report::Report;
 use ftsplice_sim::scenario::NAMES as SIM_NAMES;
@@ -94,6 +94,7 @@ pub fn main(args: DemoArgs) -> anyhow::Result<()> {
             pcap: None,
             conns: args.conns as usize,
             size: args.sim_size,
+            backend: BackendArgs::default(),
         };
         let outcome = run_one(&a)
             .map_err(|e| format!("{e:#}"))

@@ -8,7 +8,9 @@
 //! | `lb-crash` | same with a backup lb; the primary lb crashes halfway, the backup takes the VIP | same |
 //! | `split-splice` | N concurrent GETs, the backend's agent sends responses straight to the client; the same workload client–server direct in the same run | throughput ≥ 0.97 × direct |
 //! | `scale-out` | N concurrent PUTs through 2 proxies; a third boots a third of the way in, pulls the splice tables and takes load | nothing broken, proxy3 relays packets |
+//! | `backend-crash` | a webmail client (paper's Action 1/2) over a LAN/WAN link; the primary backend crashes at one of 4 points; the logger replays on the alternate and re-splices (`backend_crash`) | broken = corrupted = 0 (deterministic), failover ≪ client-retry baseline |
 
+pub mod backend_crash;
 pub mod topology;
 
 use crate::engine::fault::Fault;
@@ -24,7 +26,13 @@ use std::io::Write;
 use topology::{direct, spliced, Params, Topology};
 
 /// Scenario names, in demo order.
-pub const NAMES: [&str; 4] = ["proxy-crash", "lb-crash", "split-splice", "scale-out"];
+pub const NAMES: [&str; 5] = [
+    "proxy-crash",
+    "lb-crash",
+    "split-splice",
+    "scale-out",
+    "backend-crash",
+];
 
 /// How to run a scenario.
 pub struct Options {
@@ -197,6 +205,9 @@ pub fn run(name: &str, o: Options) -> Result<Run, String> {
         "lb-crash" => lb_crash(o),
         "split-splice" => split_splice(o),
         "scale-out" => scale_out(o),
+        "backend-crash" => Ok(backend_crash::scenario(&backend_crash::BackendCrash::new(
+            o.seed,
+        ))),
         _ => Err(format!(
             "unknown scenario {name:?} (known: {})",
             NAMES.join(", ")
