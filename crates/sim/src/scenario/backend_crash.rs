@@ -327,7 +327,7 @@ pub fn run(o: &BackendCrash) -> Report {
 pub fn scenario(o: &BackendCrash) -> Run {
     let (clean, _) = run_once(o, false);
     let (n, crashed_at) = run_once(o, true);
-    let mut report = Report::from_sim(&o.name(), &n.sim);
+    let mut report = crate::report::from_sim(&o.name(), &n.sim);
     let cl = n.sim.node::<Client>(n.client);
     let clean_client = clean.sim.node::<Client>(clean.client);
     let run_s = cl.map_or(f64::NAN, |c| secs(c.result.finished, c.result.started));
