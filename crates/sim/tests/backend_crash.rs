@@ -150,5 +150,5 @@ fn same_seed_same_report() {
 #[test]
 #[ignore]
 fn print_grid() {
-    println!("{}", render_grid(&grid(7)));
+    println!("{}", render_grid(&grid(1)));
 }

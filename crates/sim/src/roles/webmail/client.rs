@@ -5,8 +5,10 @@
 //! reference stream of a backend that never fails.
 //!
 //! With [`Retry`] set it is the *traditional* client of the paper's
-//! comparison: it heartbeats the server, declares it failed after three
-//! missed beats, reconnects to the alternate and re-issues the request
+//! comparison: the server's heartbeats reach it every interval (modelled
+//! as replies to the client's probes), it declares the server failed when
+//! three in a row are missing (2-3 intervals after a crash, as the paper
+//! says), reconnects to the alternate and re-issues the request
 //! that was not answered.
 //!
 //! Outcome: one [`ConnRecord`] (transfer hashes over the whole response
@@ -76,8 +78,8 @@ pub struct Client {
     start_at: Option<Instant>,
     beat_at: Option<Instant>,
     beat_id: u64,
-    missed: u32,
-    heard: bool,
+    /// The server is declared failed at this time unless a beat arrives.
+    dead_at: Option<Instant>,
     done: bool,
     pub result: ClientResult,
     /// When each response was completely received.
@@ -97,8 +99,7 @@ impl Client {
             start_at: None,
             beat_at: None,
             beat_id: 0,
-            missed: 0,
-            heard: false,
+            dead_at: None,
             done: false,
             result: ClientResult::default(),
             answer_times: Vec::new(),
@@ -155,6 +156,7 @@ impl Client {
             transfers: 1,
         });
         self.beat_at = None;
+        self.dead_at = None;
     }
 
     fn drive(&mut self, ctx: &mut Ctx<'_>) {
@@ -239,30 +241,26 @@ impl Client {
         }
     }
 
+    /// Three beats in a row are missing: the traditional failover. Give up
+    /// on the server, reconnect to the alternate, re-issue the unanswered
+    /// request.
+    fn fail_over(&mut self, ctx: &mut Ctx<'_>, r: Retry) {
+        let now = ctx.now();
+        ctx.note(Note::PeerDead(*self.cfg.server.ip()));
+        self.result.detected.get_or_insert(now);
+        self.result.reconnects += 1;
+        self.cfg.server = SocketAddrV4::new(r.alternate, self.cfg.server.port());
+        if let Some(c) = self.conn.as_mut() {
+            c.abort();
+        }
+        self.conn = None;
+        self.connect(ctx, self.cfg.server);
+        self.dead_at = Some(now + r.heartbeat * r.missed);
+        self.drive(ctx);
+    }
+
     fn beat(&mut self, ctx: &mut Ctx<'_>, r: Retry) {
         let now = ctx.now();
-        if self.heard {
-            self.missed = 0;
-        } else if self.beat_id > 0 {
-            self.missed += 1;
-        }
-        self.heard = false;
-        if self.missed >= r.missed {
-            // The traditional failover: give up on the server, reconnect to
-            // the alternate and re-issue the unanswered request.
-            let server = *self.cfg.server.ip();
-            ctx.note(Note::PeerDead(server));
-            self.result.detected.get_or_insert(now);
-            self.result.reconnects += 1;
-            self.cfg.server = SocketAddrV4::new(r.alternate, self.cfg.server.port());
-            self.missed = 0;
-            if let Some(c) = self.conn.as_mut() {
-                c.abort();
-            }
-            self.conn = None;
-            self.connect(ctx, self.cfg.server);
-            self.drive(ctx);
-        }
         self.beat_id += 1;
         let b = udp::build(
             SocketAddrV4::new(self.cfg.addr, PORT),
@@ -310,7 +308,11 @@ impl Node for Client {
                 .ok()
                 .and_then(|d| Ctl::decode(d.payload))
             {
-                Some(Ctl::ProbeReply { id }) if id == self.beat_id => self.heard = true,
+                Some(Ctl::ProbeReply { id }) if id == self.beat_id => {
+                    if let Some(r) = self.cfg.retry {
+                        self.dead_at = Some(ctx.now() + r.heartbeat * r.missed);
+                    }
+                }
                 _ => ctx.stats().drop("client: unexpected datagram"),
             },
             _ => ctx.stats().drop("client: not tcp or udp"),
@@ -323,12 +325,16 @@ impl Node for Client {
             self.start_at = None;
             self.result.started = Some(now);
             self.connect(ctx, self.cfg.server);
-            if self.cfg.retry.is_some() {
+            if let Some(r) = self.cfg.retry {
                 self.beat_at = Some(now);
+                self.dead_at = Some(now + r.heartbeat * r.missed);
             }
         }
-        if let (Some(r), Some(t)) = (self.cfg.retry, self.beat_at) {
-            if t <= now && !self.done {
+        if let Some(r) = self.cfg.retry.filter(|_| !self.done) {
+            if self.dead_at.is_some_and(|t| t <= now) {
+                self.fail_over(ctx, r);
+            }
+            if self.beat_at.is_some_and(|t| t <= now) {
                 self.beat(ctx, r);
             }
         }
@@ -344,13 +350,17 @@ impl Node for Client {
 
     fn poll_timeout(&self) -> Option<Instant> {
         let c = self.conn.as_ref().and_then(Connection::poll_timeout);
-        [c, self.start_at, self.beat_at].into_iter().flatten().min()
+        [c, self.start_at, self.beat_at, self.dead_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn crash(&mut self) {
         self.conn = None;
         self.start_at = None;
         self.beat_at = None;
+        self.dead_at = None;
     }
 
     fn as_any(&self) -> &dyn Any {
