@@ -81,6 +81,10 @@ pub struct BodyOpts {
     /// Rate at which the application produces the bodies this side sends,
     /// in bits/s per connection (0: unpaced).
     pub rate_bps: u64,
+    /// A PUT asks `Expect: 100-continue` and starts its body when the
+    /// server's `100 Continue` arrives, i.e. once the connection reaches
+    /// the server (spliced), so a paced body starts on a spliced connection.
+    pub expect_continue: bool,
 }
 
 impl Default for BodyOpts {
@@ -88,9 +92,12 @@ impl Default for BodyOpts {
         BodyOpts {
             verify: true,
             rate_bps: 0,
+            expect_continue: false,
         }
     }
 }
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// The shortest sleep of a paced writer (one wake-up per millisecond at
 /// most, or per segment at low rates).
@@ -192,6 +199,11 @@ impl BodyWriter {
 enum ClientState {
     /// Waiting for the handshake.
     Connecting,
+    /// The PUT head is sent; waiting for `100 Continue` before the body.
+    AwaitContinue {
+        got: Vec<u8>,
+        body: BodyWriter,
+    },
     /// Request `r`: head bytes still to send (from offset), then the body.
     Sending {
         head: Vec<u8>,
@@ -261,8 +273,13 @@ impl ClientApp {
         match self.job.method {
             Method::Put => ClientState::Sending {
                 head: format!(
-                    "PUT /put/{t} HTTP/1.1\r\nHost: service\r\nContent-Length: {}\r\n\r\n",
-                    self.job.size
+                    "PUT /put/{t} HTTP/1.1\r\nHost: service\r\nContent-Length: {}\r\n{}\r\n",
+                    self.job.size,
+                    if self.opts.expect_continue {
+                        "Expect: 100-continue\r\n"
+                    } else {
+                        ""
+                    }
                 )
                 .into_bytes(),
                 off: 0,
@@ -334,11 +351,45 @@ impl ClientApp {
         loop {
             match &mut self.state {
                 ClientState::Connecting | ClientState::Done => return,
+                ClientState::AwaitContinue { got, .. } => {
+                    let n = conn.recv(&mut scratch[..CONTINUE.len() - got.len()]);
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&scratch[..n]);
+                    if got.len() < CONTINUE.len() {
+                        continue;
+                    }
+                    if got.as_slice() != CONTINUE {
+                        stats.drop("http client: expected 100 Continue");
+                        conn.abort();
+                        self.fail(now, stats);
+                        return;
+                    }
+                    let next = match core::mem::replace(&mut self.state, ClientState::Done) {
+                        ClientState::AwaitContinue { body, .. } => ClientState::Sending {
+                            head: Vec::new(),
+                            off: 0,
+                            body: Some(body),
+                        },
+                        other => other,
+                    };
+                    self.state = next;
+                }
                 ClientState::Sending { head, off, body } => {
                     if *off < head.len() {
                         *off += conn.send(&head[*off..]);
                         if *off < head.len() {
                             return;
+                        }
+                        if self.opts.expect_continue && self.job.method == Method::Put {
+                            if let Some(b) = body.take() {
+                                self.state = ClientState::AwaitContinue {
+                                    got: Vec::new(),
+                                    body: b,
+                                };
+                                continue;
+                            }
                         }
                     }
                     if let Some(b) = body {
@@ -561,6 +612,13 @@ impl ServerApp {
                         Ok(Parsed::Complete(h)) => {
                             let rest = buf.split_off(h.head_len);
                             if h.method == "PUT" {
+                                let text = String::from_utf8_lossy(&buf[..h.head_len]);
+                                if text
+                                    .to_ascii_lowercase()
+                                    .contains("\r\nexpect: 100-continue\r\n")
+                                {
+                                    conn.send(CONTINUE);
+                                }
                                 let transfer = h
                                     .path
                                     .strip_prefix("/put/")

@@ -129,6 +129,9 @@ fn params(p: &Point) -> Params {
     q.proxies_up = q.proxies;
     q.split = p.path == Path::Split;
     q.lb_mode = p.lb_mode;
+    // The papers' lb is never the bottleneck; a free lb also saves the
+    // simulator one CPU-queue event per packet and lb.
+    q.lb_cpu = Duration::ZERO;
     q.heartbeat = p.heartbeat;
     q.missed = 3;
     let lan = LinkConfig::gigabit(Duration::ZERO).with_bandwidth(p.link_bps);
@@ -148,9 +151,13 @@ fn params(p: &Point) -> Params {
     if let Some(w) = p.initial_cwnd {
         q.tcp.initial_cwnd = w;
     }
+    // A paced PUT (DSN'06) starts its body once the connection is spliced
+    // (100-continue), like the slides' "already established and spliced"
+    // connections, instead of bursting what was produced meanwhile.
     q.body = BodyOpts {
         verify: false,
         rate_bps: p.offered_bps / p.conns.max(1) as u64,
+        expect_continue: p.offered_bps > 0,
     };
     q.start = start_time(p.heartbeat);
     q
