@@ -33,7 +33,7 @@ pub enum TestbedCommand {
         no_daemons: bool,
     },
     /// Build a scenario's system, run it, print its report, tear down:
-    /// proxy-crash, lb-crash, split-splice, iperf (the full system with its
+    /// proxy-crash, lb-crash, split-splice, stream, iperf (the full system with its
     /// daemons) or baseline (curl through kernel forwarding, no ftsplice).
     Run {
         scenario: String,
@@ -60,6 +60,9 @@ pub enum TestbedCommand {
         /// Seconds of iperf3 (iperf; baseline's throughput figure).
         #[arg(long, default_value_t = 10)]
         iperf_secs: u32,
+        /// Bytes of the stream scenario's one PUT.
+        #[arg(long, default_value_t = 1_000_000_000)]
+        stream_size: u64,
         /// A transfer stuck this long counts as broken.
         #[arg(long, default_value_t = 60)]
         timeout_secs: u64,
@@ -106,6 +109,7 @@ pub fn run(args: &TestbedArgs) -> Result<()> {
             clients,
             heartbeat_ms,
             iperf_secs,
+            stream_size,
             timeout_secs,
             keep,
         } => {
@@ -120,6 +124,7 @@ pub fn run(args: &TestbedArgs) -> Result<()> {
                 o.clients = *clients;
                 o.heartbeat_ms = *heartbeat_ms;
                 o.iperf_secs = *iperf_secs;
+                o.stream_size = *stream_size;
                 o.timeout = Duration::from_secs(*timeout_secs);
                 o.keep = *keep;
                 scenario::run(scenario, &o)?

@@ -7,8 +7,13 @@
 //!   takes the VIP over;
 //! - `split-splice`: concurrent GETs through the VIP with agents on the
 //!   backends (responses bypass the proxies), against direct GETs;
+//! - `stream`: one long PUT through the splice, the proxy carrying it
+//!   killed halfway (the `iperf` scenario with an HTTP client, which the
+//!   proxies can route);
 //! - `iperf`: one long iperf3 stream through the splice, the proxy carrying
-//!   it killed halfway.
+//!   it killed halfway. The proxies splice after an HTTP request head, and
+//!   iperf3's first bytes are not one: when a proxy refused it that way the
+//!   scenario fails with [`Unsupported`], naming the missing proxy feature.
 //!
 //! "Halfway" is when half the payload moved and every connection moved at
 //! least a quarter of its body (so each is spliced, not in its pre-splice
@@ -32,7 +37,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub const NAMES: [&str; 4] = ["proxy-crash", "lb-crash", "split-splice", "iperf"];
+pub const NAMES: [&str; 5] = ["proxy-crash", "lb-crash", "split-splice", "stream", "iperf"];
+
+/// A scenario that cannot run because a daemon lacks a feature (the
+/// message names it); distinct from a run that lost connections.
+#[derive(Debug)]
+pub struct Unsupported(pub String);
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "not supported: {}", self.0)
+    }
+}
+
+impl std::error::Error for Unsupported {}
 
 /// Scenario sizes; [`Options::new`] gives the issue's numbers, tests use
 /// small ones.
@@ -48,6 +66,8 @@ pub struct Options {
     pub heartbeat_ms: u64,
     /// Length of the iperf scenario's stream.
     pub iperf_secs: u32,
+    /// Bytes of the stream scenario's one PUT.
+    pub stream_size: u64,
     /// A transfer stuck this long is broken.
     pub timeout: Duration,
     /// Keep the run directory (configs, daemon logs).
@@ -65,6 +85,7 @@ impl Options {
             clients: 4,
             heartbeat_ms: 10,
             iperf_secs: 10,
+            stream_size: 1_000_000_000,
             timeout: Duration::from_secs(60),
             keep: false,
         }
@@ -77,6 +98,7 @@ pub fn run(name: &str, o: &Options) -> Result<Report> {
         "proxy-crash" => put_with_fault(name, o, Victim::Proxy(0)),
         "lb-crash" => put_with_fault(name, o, Victim::Lb),
         "split-splice" => split_splice(o),
+        "stream" => stream(o),
         "iperf" => iperf(o),
         other => bail!("unknown scenario '{other}' (known: {})", NAMES.join(", ")),
     }
@@ -318,7 +340,8 @@ fn busiest_port(sys: &System, client: usize, to: SocketAddrV4) -> Result<u16> {
 }
 
 /// `ss -Htni` lists a connection line (`0 0 local peer`) followed by an
-/// indented info line with `bytes_received:N`.
+/// indented info line with `bytes_received:N` and `bytes_acked:N`; the
+/// busiest moved the most in either direction.
 fn parse_busiest_port(ss: &str) -> Option<u16> {
     let mut best: Option<(u64, u16)> = None;
     let mut port: Option<u16> = None;
@@ -328,11 +351,13 @@ fn parse_busiest_port(ss: &str) -> Option<u16> {
             port = f[2].rsplit(':').next().and_then(|p| p.parse().ok());
             continue;
         }
-        let rx = f
-            .iter()
-            .find_map(|w| w.strip_prefix("bytes_received:"))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
+        let count = |key: &str| {
+            f.iter()
+                .find_map(|w| w.strip_prefix(key))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let rx = count("bytes_received:") + count("bytes_acked:");
         if let Some(p) = port.take() {
             if best.is_none_or(|(b, _)| rx >= b) {
                 best = Some((rx, p));
@@ -340,6 +365,67 @@ fn parse_busiest_port(ss: &str) -> Option<u16> {
         }
     }
     best.map(|(_, p)| p)
+}
+
+fn stream(o: &Options) -> Result<Report> {
+    let mut s = spec(o);
+    s.clients = 1;
+    let mut sys = up(s, o)?;
+    let vip = SocketAddrV4::new(sys.plan.vip(), HTTP_PORT);
+    let load = Load {
+        target: vip,
+        conns: 1,
+        request: Request::Put {
+            size: o.stream_size,
+            seed: o.seed,
+        },
+        timeout: o.timeout,
+    };
+    let progress = Arc::new(Progress::new(1));
+    let (t0, t0_unix) = (Instant::now(), unix_ms(SystemTime::now()));
+    let handles = load::start(&sys.clients(), &load, &progress, t0);
+    let client = sys.nodes.clients[0];
+    let fault = wait_halfway(&mut sys, &progress, o.stream_size, o.stream_size, o.timeout)
+        .and_then(|()| {
+            let port = busiest_port(&sys, client, vip)?;
+            let owner = owner_of(&sys, SocketAddrV4::new(sys.plan.client(0), port))?;
+            let at = t0.elapsed().as_secs_f64() * 1e3;
+            kill(&mut sys, Victim::Proxy(owner))?;
+            Ok((at, owner))
+        });
+    let ts = load::join(handles);
+    let (at_ms, owner) = fault?;
+    sys.check()?;
+    let mut r = Report::new("stream", "testbed", o.seed);
+    r.connections = verify::puts(&ts, &sys.nginx[0].dir().join("www").join("up"));
+    summarize(&ts, &mut r);
+    let target = format!("proxy{}", owner + 1);
+    fault_report(
+        &mut sys,
+        Victim::Proxy(owner),
+        target,
+        t0_unix,
+        at_ms,
+        &ts,
+        &mut r,
+    );
+    note_failures(&ts, &r);
+    Ok(r)
+}
+
+/// Requests the proxies refused as not HTTP (their `bad_head` count).
+fn bad_heads(sys: &System) -> f64 {
+    (0..sys.plan.proxies)
+        .filter_map(|i| {
+            let addr = SocketAddrV4::new(sys.plan.proxy(i), crate::system::plan::METRICS_PORT);
+            let m = crate::system::scrape(sys.ns(sys.nodes.proxies[i]), addr)?;
+            crate::system::metric_with(
+                &m,
+                "ftsplice_proxy_connections_total",
+                "result=\"bad_head\"",
+            )
+        })
+        .sum()
 }
 
 fn iperf(o: &Options) -> Result<Report> {
@@ -364,6 +450,16 @@ fn iperf(o: &Options) -> Result<Report> {
     std::thread::sleep(Duration::from_millis(u64::from(secs) * 500));
     let fault = (|| -> Result<(f64, usize)> {
         sys.check()?;
+        if bad_heads(&sys) > 0.0 {
+            return Err(Unsupported(
+                "the proxies answered iperf3's connection with 400: they splice only \
+                 after an HTTP request head, and iperf3's first bytes are not one \
+                 (ftsplice_proxy_connections_total{result=\"bad_head\"} > 0); \
+                 the proxy needs an L4 route (non-HTTP connections to a default pool)"
+                    .into(),
+            )
+            .into());
+        }
         let port = busiest_port(&sys, client, vip)?;
         let owner = owner_of(&sys, SocketAddrV4::new(sys.plan.client(0), port))?;
         let at = t0.elapsed().as_secs_f64() * 1e3;

@@ -116,7 +116,7 @@ pub fn proxy(plan: &Plan, i: usize, svc: &Service, o: &ConfigOptions) -> String 
         for b in 0..plan.backends {
             let _ = writeln!(
                 s,
-                "[[replication.peers]]\nid = {}\naddr = {}",
+                "[[replication.peers]]\nid = {}\naddr = {}\nagent = true",
                 plan.agent_id(b),
                 q(SocketAddrV4::new(plan.backend(b), REPLICATION_PORT))
             );
@@ -214,6 +214,7 @@ mod tests {
             let r = c.replication.unwrap();
             // Two other proxies and both agents.
             assert_eq!(r.peers.len(), 4);
+            assert_eq!(r.peers.iter().filter(|p| p.agent).count(), 2);
             assert!(r.peers.iter().all(|p| p.id as usize != i + 1));
             assert_eq!(r.psk, [0xab; 32]);
             assert_eq!(c.heartbeat.unwrap().lb.len(), 3);

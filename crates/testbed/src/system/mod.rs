@@ -348,10 +348,28 @@ impl System {
             let proc = &mut self.daemons[k];
             proc.wait_ready(Duration::from_secs(20), || port_open(ns, addr))?;
         }
-        // Let the lbs hear every proxy before traffic starts.
-        std::thread::sleep(Duration::from_millis(
-            self.spec.heartbeat_ms * (u64::from(self.spec.misses) + 3),
-        ));
+        // Traffic may start once the active lb and the gateway forward to
+        // every proxy (their data-plane tables hold them all).
+        let n = self.plan.proxies as f64;
+        for (name, node, me) in [
+            ("lb", self.nodes.lb, self.plan.lb()),
+            ("gw", self.nodes.gateway, self.plan.gateway()),
+        ] {
+            let ns = self.topo.node(node);
+            let addr = SocketAddrV4::new(me, METRICS_PORT);
+            let proc = self
+                .daemons
+                .iter_mut()
+                .find(|d| d.name == name)
+                .with_context(|| format!("no daemon {name}"))?;
+            proc.wait_ready(Duration::from_secs(20), || {
+                scrape(ns, addr).is_some_and(|m| {
+                    metric(&m, "ftsplice_lb_table_proxies") == Some(n)
+                        && metric(&m, "ftsplice_lb_active") == Some(1.0)
+                })
+            })
+            .with_context(|| format!("{name}: table never held all {n} proxies"))?;
+        }
         self.check()
     }
 
@@ -489,6 +507,44 @@ fn setup_routed_path(
     Ok(())
 }
 
+/// `GET /metrics` of a daemon's Prometheus endpoint, from inside `ns`.
+pub fn scrape(ns: &NetNs, addr: SocketAddrV4) -> Option<String> {
+    use std::io::{Read, Write};
+    ns.run(move || {
+        let mut s = TcpStream::connect_timeout(&addr.into(), Duration::from_millis(500)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    })
+    .ok()
+    .flatten()
+}
+
+/// The value of the first sample of `name` (any labels) in a Prometheus
+/// text exposition.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        let rest = match rest.chars().next()? {
+            '{' => &rest[rest.find('}')? + 1..],
+            ' ' => rest,
+            _ => return None,
+        };
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// The value of the first sample of `name` whose labels contain `label`
+/// (e.g. `result="bad_head"`).
+pub fn metric_with(text: &str, name: &str, label: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(label))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
 /// Whether a TCP connect to `addr` from inside `ns` succeeds.
 pub fn port_open(ns: &NetNs, addr: SocketAddrV4) -> bool {
     ns.run(move || TcpStream::connect_timeout(&addr.into(), Duration::from_millis(200)).is_ok())
@@ -504,4 +560,26 @@ fn random_hex32() -> Result<String> {
         bail!("/dev/urandom gave zeros");
     }
     Ok(key.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_prometheus_samples() {
+        let m = "# HELP ftsplice_lb_active x\n# TYPE ftsplice_lb_active gauge\n\
+                 ftsplice_lb_active 1\n\
+                 ftsplice_lb_active_other 7\n\
+                 ftsplice_lb_proxy_up{proxy=\"1\"} 1\n\
+                 ftsplice_lb_table_proxies 2\n";
+        assert_eq!(metric(m, "ftsplice_lb_active"), Some(1.0));
+        assert_eq!(metric(m, "ftsplice_lb_table_proxies"), Some(2.0));
+        assert_eq!(metric(m, "ftsplice_lb_proxy_up"), Some(1.0));
+        assert_eq!(metric(m, "ftsplice_lb"), None);
+        assert_eq!(metric(m, "missing"), None);
+        let c = "x_total{result=\"spliced\"} 5\nx_total{result=\"bad_head\"} 2\n";
+        assert_eq!(metric_with(c, "x_total", "result=\"bad_head\""), Some(2.0));
+        assert_eq!(metric_with(c, "x_total", "result=\"lost\""), None);
+    }
 }
