@@ -14,6 +14,7 @@ PKGS=(
     nginx          # unmodified backends in the testbed
     haproxy        # the HAProxy baseline of `ftsplice bench`
     curl           # unmodified clients in the testbed
+    nftables       # testbed proxies drop their kernel's own RSTs from the VIP/SSA
 )
 
 missing=()

@@ -12,15 +12,15 @@ use sha2::{Digest, Sha256};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{Read, Write};
 use std::net::{SocketAddrV4, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Bytes per write/read.
 const CHUNK: usize = 16 * 1024;
-/// Send buffer of uploading sockets.
-const SNDBUF: usize = 256 * 1024;
+/// Send buffer of uploading sockets (the kernel doubles it).
+const SNDBUF: usize = 64 * 1024;
 
 /// Payload bytes moved so far, in total and per connection, and how many
 /// transfers ended.
@@ -28,6 +28,7 @@ const SNDBUF: usize = 256 * 1024;
 pub struct Progress {
     bytes: AtomicU64,
     per_conn: Vec<AtomicU64>,
+    ended: Vec<AtomicBool>,
     done: AtomicU64,
 }
 
@@ -37,6 +38,7 @@ impl Progress {
         Progress {
             bytes: AtomicU64::new(0),
             per_conn: (0..conns).map(|_| AtomicU64::new(0)).collect(),
+            ended: (0..conns).map(|_| AtomicBool::new(false)).collect(),
             done: AtomicU64::new(0),
         }
     }
@@ -45,13 +47,16 @@ impl Progress {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    /// Bytes moved by the connection that moved the fewest.
+    /// Bytes moved by the still running connection that moved the fewest
+    /// (`u64::MAX` once none runs).
     pub fn min_conn(&self) -> u64 {
         self.per_conn
             .iter()
-            .map(|b| b.load(Ordering::Relaxed))
+            .zip(&self.ended)
+            .filter(|(_, e)| !e.load(Ordering::Relaxed))
+            .map(|(b, _)| b.load(Ordering::Relaxed))
             .min()
-            .unwrap_or(0)
+            .unwrap_or(u64::MAX)
     }
 
     /// Whether every transfer ended (completed or not).
@@ -175,6 +180,9 @@ fn one(conn: u64, load: &Load, progress: &Progress, t0: Instant) -> Transfer {
         Request::Put { size, seed } => put(conn, load, *size, *seed, progress, t0, &mut t),
         Request::Get { files } => get(conn, conn % files, load, progress, t0, &mut t),
     };
+    if let Some(e) = progress.ended.get(conn as usize) {
+        e.store(true, Ordering::Relaxed);
+    }
     progress.done.fetch_add(1, Ordering::Relaxed);
     t.status = r;
     t.end_ms = ms_since(t0);

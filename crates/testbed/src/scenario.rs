@@ -165,7 +165,7 @@ fn wait_halfway(
 fn kill(sys: &mut System, victim: Victim) -> Result<String> {
     let name = match victim {
         Victim::Proxy(i) => format!("proxy{}", i + 1),
-        Victim::Lb => "lb".to_string(),
+        Victim::Lb => sys.active_lb()?.to_string(),
     };
     sys.daemon(&name)?.kill9()?;
     Ok(name)
@@ -173,7 +173,19 @@ fn kill(sys: &mut System, victim: Victim) -> Result<String> {
 
 /// When the failure was noticed (ms on the run timeline): the lb's (or
 /// gateway's) "proxy down" for a proxy, the backup's takeover for the lb.
+/// A short load can end before the detector fires: wait up to 3 s for it.
 fn detected(sys: &mut System, victim: Victim, t0_unix: f64, at_ms: f64) -> Option<f64> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let d = detected_now(sys, victim, t0_unix, at_ms);
+        if d.is_some() || Instant::now() > deadline {
+            return d;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn detected_now(sys: &mut System, victim: Victim, t0_unix: f64, at_ms: f64) -> Option<f64> {
     let after = t0_unix + at_ms;
     let found = match victim {
         Victim::Proxy(i) => {
@@ -186,10 +198,13 @@ fn detected(sys: &mut System, victim: Victim, t0_unix: f64, at_ms: f64) -> Optio
                 })
                 .reduce(f64::min)
         }
-        Victim::Lb => {
-            let log = sys.daemon("lb2").ok()?.log();
-            logscan::first_event(&log, after, &["taking over"])
-        }
+        Victim::Lb => ["lb", "lb2"]
+            .iter()
+            .filter_map(|d| {
+                let log = sys.daemon(d).ok()?.log();
+                logscan::first_event(&log, after, &["taking over"])
+            })
+            .reduce(f64::min),
     };
     found.map(|t| round_ms(t - t0_unix))
 }
@@ -204,8 +219,11 @@ fn fault_report(
     r: &mut Report,
 ) {
     let detected_ms = detected(sys, victim, t0_unix, at_ms);
-    let recovered_ms =
-        timeline::recovered_ms(ts, at_ms).map(|t| round_ms(detected_ms.map_or(t, |d| t.max(d))));
+    // The window the fault's effects fall in: until a second past its
+    // detection (past one 200 ms retransmission timeout and a backoff).
+    let until = detected_ms.unwrap_or(at_ms) + 1000.0;
+    let recovered_ms = timeline::recovered_ms(ts, at_ms, until)
+        .map(|t| round_ms(detected_ms.map_or(t, |d| t.max(d))));
     r.faults.push(FaultReport {
         kind: "crash".into(),
         target,
@@ -213,8 +231,10 @@ fn fault_report(
         detected_ms,
         recovered_ms,
     });
-    r.details
-        .insert("stall_ms".into(), round_ms(timeline::stall_ms(ts, at_ms)));
+    r.details.insert(
+        "stall_ms".into(),
+        round_ms(timeline::stall_ms(ts, at_ms, until)),
+    );
     r.details.insert(
         "normal_gap_ms".into(),
         round_ms(timeline::normal_gap_ms(ts, at_ms)),
@@ -257,6 +277,9 @@ fn put_with_fault(name: &str, o: &Options, victim: Victim) -> Result<Report> {
         kill(&mut sys, victim).map(|n| (at, n))
     });
     let ts = load::join(handles);
+    if fault.is_err() {
+        eprintln!("{name}: transfers: {}", verify::failures(&ts, 5));
+    }
     let (at_ms, target) = fault?;
     sys.check()?;
     let mut r = Report::new(name, "testbed", o.seed);
@@ -314,7 +337,21 @@ fn split_splice(o: &Options) -> Result<Report> {
         Instant::now(),
     ));
     sys.check()?;
+    // Responses must really have bypassed the proxies: the agents
+    // translated them.
+    let translated: f64 = (0..sys.plan.backends)
+        .filter_map(|b| {
+            let addr = SocketAddrV4::new(sys.plan.backend(b), crate::system::plan::METRICS_PORT);
+            let m = crate::system::scrape(sys.ns(sys.nodes.backends[b]), addr)?;
+            crate::system::metric_with(&m, "ftsplice_dataplane_packets", "reason=\"translated\"")
+        })
+        .sum();
+    if translated == 0.0 {
+        bail!("split-splice: the agents translated no packet (responses went through the proxies)");
+    }
     let mut r = Report::new("split-splice", "testbed", o.seed);
+    r.details
+        .insert("agent_translated_packets".into(), translated);
     r.connections = verify::gets(&ts, &want);
     summarize(&ts, &mut r);
     r.baseline_throughput_mbps = Some(base_r.throughput_mbps);
@@ -347,7 +384,8 @@ fn parse_busiest_port(ss: &str) -> Option<u16> {
     let mut port: Option<u16> = None;
     for line in ss.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() >= 4 && f[2].contains(':') && f[3].contains(':') {
+        // Info lines are indented; connection lines are not.
+        if !line.starts_with(char::is_whitespace) && f.len() >= 4 {
             port = f[2].rsplit(':').next().and_then(|p| p.parse().ok());
             continue;
         }
@@ -388,7 +426,10 @@ fn stream(o: &Options) -> Result<Report> {
     let fault = wait_halfway(&mut sys, &progress, o.stream_size, o.stream_size, o.timeout)
         .and_then(|()| {
             let port = busiest_port(&sys, client, vip)?;
-            let owner = owner_of(&sys, SocketAddrV4::new(sys.plan.client(0), port))?;
+            let owner = {
+                let c = SocketAddrV4::new(sys.plan.client(0), port);
+                splicer_of(&mut sys, c)?
+            };
             let at = t0.elapsed().as_secs_f64() * 1e3;
             kill(&mut sys, Victim::Proxy(owner))?;
             Ok((at, owner))
@@ -413,19 +454,38 @@ fn stream(o: &Options) -> Result<Report> {
     Ok(r)
 }
 
-/// Requests the proxies refused as not HTTP (their `bad_head` count).
+/// Connections the proxies refused for not sending an HTTP request head
+/// (`bad_head`: malformed, `head_timeout`: none within `head.timeout_ms`).
 fn bad_heads(sys: &System) -> f64 {
     (0..sys.plan.proxies)
         .filter_map(|i| {
             let addr = SocketAddrV4::new(sys.plan.proxy(i), crate::system::plan::METRICS_PORT);
             let m = crate::system::scrape(sys.ns(sys.nodes.proxies[i]), addr)?;
-            crate::system::metric_with(
-                &m,
-                "ftsplice_proxy_connections_total",
-                "result=\"bad_head\"",
-            )
+            let n = |r: &str| {
+                let label = format!("result=\"{r}\"");
+                crate::system::metric_with(&m, "ftsplice_proxy_connections_total", &label)
+                    .unwrap_or(0.0)
+            };
+            Some(n("bad_head") + n("head_timeout"))
         })
         .sum()
+}
+
+/// The proxy (index) that spliced the connection from `client`: the one
+/// that logged it (`"spliced"` with its address), which with flow hashing
+/// also carries its client-to-backend packets.
+fn splicer_of(sys: &mut System, client: SocketAddrV4) -> Result<usize> {
+    let needle = format!("\"client\":\"{client}\"");
+    for i in 0..sys.plan.proxies {
+        let log = sys.daemon(&format!("proxy{}", i + 1))?.log();
+        if log
+            .lines()
+            .any(|l| l.contains("\"spliced\"") && l.contains(&needle))
+        {
+            return Ok(i);
+        }
+    }
+    bail!("no proxy logged splicing {client}")
 }
 
 fn iperf(o: &Options) -> Result<Report> {
@@ -447,21 +507,25 @@ fn iperf(o: &Options) -> Result<Report> {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .context("starting iperf3")?;
+    // Past the proxies' 1 s head timeout, so a refusal is counted.
     std::thread::sleep(Duration::from_millis(u64::from(secs) * 500));
     let fault = (|| -> Result<(f64, usize)> {
         sys.check()?;
         if bad_heads(&sys) > 0.0 {
             return Err(Unsupported(
-                "the proxies answered iperf3's connection with 400: they splice only \
-                 after an HTTP request head, and iperf3's first bytes are not one \
-                 (ftsplice_proxy_connections_total{result=\"bad_head\"} > 0); \
+                "the proxies refused iperf3's connection (400/408): they splice only \
+                 after an HTTP request head, and iperf3 sends none \
+                 (ftsplice_proxy_connections_total{result=\"bad_head\"|\"head_timeout\"} > 0); \
                  the proxy needs an L4 route (non-HTTP connections to a default pool)"
                     .into(),
             )
             .into());
         }
         let port = busiest_port(&sys, client, vip)?;
-        let owner = owner_of(&sys, SocketAddrV4::new(sys.plan.client(0), port))?;
+        let owner = {
+            let c = SocketAddrV4::new(sys.plan.client(0), port);
+            splicer_of(&mut sys, c)?
+        };
         let at = t0.elapsed().as_secs_f64() * 1e3;
         kill(&mut sys, Victim::Proxy(owner))?;
         Ok((at, owner))
@@ -519,17 +583,6 @@ fn iperf(o: &Options) -> Result<Report> {
     fault_report(&mut sys, victim, target, t0_unix, at_ms, &[t], &mut r);
     r.details.insert("interval_ms".into(), 100.0);
     Ok(r)
-}
-
-/// The proxy (index) owning `client`'s connection to the VIP: with equal
-/// workloads the lb's flow-hash choice (ARCHITECTURE.md, hashing contract).
-fn owner_of(sys: &System, client: SocketAddrV4) -> Result<usize> {
-    let ids: Vec<ftsplice_proto::ProxyId> = (1..=sys.plan.proxies as u16)
-        .map(ftsplice_proto::ProxyId)
-        .collect();
-    let vip = SocketAddrV4::new(sys.plan.vip(), HTTP_PORT);
-    let id = ftsplice_proto::owner::client_owner(client, vip, ids).context("no live proxy")?;
-    Ok(usize::from(id.0) - 1)
 }
 
 #[cfg(test)]

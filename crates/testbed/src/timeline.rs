@@ -2,42 +2,46 @@
 //! (milliseconds since the run start, like the fault times):
 //!
 //! - the client-visible stall: the longest gap between two payload moves of
-//!   one transfer that spans the fault instant;
-//! - recovery: when the last transfer that was in flight at the fault moved
-//!   payload again;
+//!   one transfer that overlaps the fault's window (from the fault until
+//!   shortly after its detection: a sender's socket buffer hides the first
+//!   milliseconds of an outage, so its gap starts after the fault);
+//! - recovery: the end of that gap, taking for each transfer its longest
+//!   gap in the window, the latest of them;
 //! - the normal gap: the longest such gap in the same transfers before the
 //!   fault, the jitter a stall must be read against.
 
 use crate::load::Transfer;
 
-/// Transfers in flight at `at`: started before it, with payload moved after.
-fn in_flight(ts: &[Transfer], at: f64) -> impl Iterator<Item = &Transfer> {
+/// Every gap of one transfer: (start, end) of each silence between its
+/// start and first move, and between consecutive moves.
+fn gaps(t: &Transfer) -> impl Iterator<Item = (f64, f64)> + '_ {
+    let first = t.moves.first().map(|&m| (t.start_ms, m));
+    first
+        .into_iter()
+        .chain(t.moves.windows(2).map(|w| (w[0], w[1])))
+}
+
+/// The longest gap of `t` overlapping `(from, until)`.
+fn longest_in(t: &Transfer, from: f64, until: f64) -> Option<(f64, f64)> {
+    gaps(t)
+        .filter(|&(a, b)| a < until && b > from)
+        .max_by(|x, y| (x.1 - x.0).total_cmp(&(y.1 - y.0)))
+}
+
+/// The longest gap overlapping the window `(from, until)` over every
+/// transfer (ms).
+pub fn stall_ms(ts: &[Transfer], from: f64, until: f64) -> f64 {
     ts.iter()
-        .filter(move |t| t.start_ms <= at && t.moves.last().is_some_and(|&m| m > at))
-}
-
-/// The gap around `at` in one timeline: (last move at or before `at`, or
-/// the start; first move after it).
-fn gap_at(t: &Transfer, at: f64) -> Option<(f64, f64)> {
-    let i = t.moves.partition_point(|&m| m <= at);
-    let after = *t.moves.get(i)?;
-    let before = if i == 0 { t.start_ms } else { t.moves[i - 1] };
-    Some((before, after))
-}
-
-/// The longest gap spanning `at` over every transfer in flight (ms).
-pub fn stall_ms(ts: &[Transfer], at: f64) -> f64 {
-    in_flight(ts, at)
-        .filter_map(|t| gap_at(t, at))
+        .filter_map(|t| longest_in(t, from, until))
         .map(|(a, b)| b - a)
         .fold(0.0, f64::max)
 }
 
-/// When the last transfer in flight at `at` moved again (`None` if none
-/// was in flight).
-pub fn recovered_ms(ts: &[Transfer], at: f64) -> Option<f64> {
-    in_flight(ts, at)
-        .filter_map(|t| gap_at(t, at))
+/// When the last transfer moved again after its longest gap in the window
+/// (`None` if no transfer had a gap there).
+pub fn recovered_ms(ts: &[Transfer], from: f64, until: f64) -> Option<f64> {
+    ts.iter()
+        .filter_map(|t| longest_in(t, from, until))
         .map(|(_, b)| b)
         .reduce(f64::max)
 }
@@ -68,26 +72,29 @@ mod tests {
     }
 
     #[test]
-    fn stall_is_the_gap_spanning_the_fault() {
+    fn stall_is_the_longest_gap_in_the_fault_window() {
         let ts = [
-            t(0.0, &[1.0, 2.0, 3.0, 50.0, 51.0]),
+            // Buffered: moves on for a while after the fault at 10, then
+            // stalls 12 -> 50.
+            t(0.0, &[1.0, 2.0, 3.0, 11.0, 12.0, 50.0, 51.0]),
             t(0.0, &[1.0, 9.0, 11.0, 30.0]),
             // Finished before the fault: ignored.
             t(0.0, &[1.0, 2.0]),
-            // Started after the fault: ignored.
-            t(20.0, &[21.0, 200.0]),
+            // A gap long after the window: ignored.
+            t(0.0, &[1.0, 200.0, 900.0]),
         ];
-        assert_eq!(stall_ms(&ts, 10.0), 47.0);
-        assert_eq!(recovered_ms(&ts, 10.0), Some(50.0));
+        assert_eq!(stall_ms(&ts, 10.0, 100.0), 199.0);
+        assert_eq!(stall_ms(&ts[..2], 10.0, 100.0), 38.0);
+        assert_eq!(recovered_ms(&ts[..2], 10.0, 100.0), Some(50.0));
         assert_eq!(normal_gap_ms(&ts, 10.0), 8.0);
     }
 
     #[test]
     fn a_transfer_silent_since_its_start_counts_from_the_start() {
         let ts = [t(5.0, &[40.0])];
-        assert_eq!(stall_ms(&ts, 10.0), 35.0);
-        assert_eq!(recovered_ms(&ts, 10.0), Some(40.0));
-        assert_eq!(recovered_ms(&[], 10.0), None);
-        assert_eq!(stall_ms(&[], 10.0), 0.0);
+        assert_eq!(stall_ms(&ts, 10.0, 20.0), 35.0);
+        assert_eq!(recovered_ms(&ts, 10.0, 20.0), Some(40.0));
+        assert_eq!(recovered_ms(&[], 10.0, 20.0), None);
+        assert_eq!(stall_ms(&[], 10.0, 20.0), 0.0);
     }
 }

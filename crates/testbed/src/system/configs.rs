@@ -38,6 +38,8 @@ pub struct ConfigOptions {
     pub psk_file: String,
     /// Run agents on the backends and replicate splices to them.
     pub split: bool,
+    /// How long a proxy waits for a request head (then answers 408).
+    pub head_timeout_ms: u64,
 }
 
 fn q(s: impl std::fmt::Display) -> String {
@@ -94,6 +96,7 @@ pub fn proxy(plan: &Plan, i: usize, svc: &Service, o: &ConfigOptions) -> String 
     let _ = writeln!(s, "interface = {}", q(DEV));
     let _ = writeln!(s, "metrics = {}", q(SocketAddrV4::new(me, METRICS_PORT)));
     let _ = writeln!(s, "default_pool = \"backends\"");
+    let _ = writeln!(s, "\n[head]\ntimeout_ms = {}", o.head_timeout_ms);
     let _ = writeln!(s, "\n[heartbeat]");
     let lbs: Vec<String> = heartbeat_targets(plan)
         .into_iter()
@@ -177,6 +180,7 @@ mod tests {
             misses: 3,
             psk_file: psk.display().to_string(),
             split,
+            head_timeout_ms: 5000,
         }
     }
 

@@ -192,19 +192,21 @@ impl System {
             n.router = Some(host(&mut t, "rt", plan.router())?);
             n.haproxy = Some(host(&mut t, "hap", plan.haproxy())?);
         }
-        // The primary lb answers ARP for the VIP, the gateway for the SSA;
-        // the backup holds the VIP hidden until it takes over.
-        add_lo(t.node(n.lb), plan.vip())?;
-        add_lo(t.node(n.gateway), plan.ssa())?;
-        add_lo(t.node(n.backup_lb), plan.vip())?;
-        sysctls(t.node(n.backup_lb), HIDDEN_VIP_SYSCTLS)?;
-        for &p in &n.proxies {
+        // The lbs hold no VIP/SSA: the active one answers ARP for it
+        // itself (docs/daemons.md), so a killed lb leaves nothing behind.
+        for (i, &p) in n.proxies.iter().enumerate() {
             add_lo(t.node(p), plan.vip())?;
             add_lo(t.node(p), plan.ssa())?;
             sysctls(t.node(p), HIDDEN_VIP_SYSCTLS)?;
+            sysctls(
+                t.node(p),
+                &[(&format!("net.ipv4.conf.{DEV}.send_redirects"), "0")],
+            )?;
             // The data plane forwards with bpf_fib_lookup, which needs it
             // (docs/daemons.md).
             t.forward(p)?;
+            route_ssa_ports_to_owners(t.node(p), &plan, i)?;
+            drop_kernel_resets(t.node(p), &plan, &run.path)?;
         }
         if spec.split {
             for &b in &n.backends {
@@ -278,6 +280,11 @@ impl System {
             misses: self.spec.misses,
             psk_file: psk.display().to_string(),
             split: self.spec.split,
+            // iperf3 sends no request head: refuse it quickly (408).
+            head_timeout_ms: match self.spec.service {
+                ServiceKind::Http => 5000,
+                ServiceKind::Iperf => 1000,
+            },
         };
         let svc = self.service();
         let bin = self.spec.bin.clone();
@@ -348,29 +355,48 @@ impl System {
             let proc = &mut self.daemons[k];
             proc.wait_ready(Duration::from_secs(20), || port_open(ns, addr))?;
         }
-        // Traffic may start once the active lb and the gateway forward to
-        // every proxy (their data-plane tables hold them all).
+        // Traffic may start once the gateway and one of the lb pair are
+        // active and forward to every proxy (their tables hold them all).
         let n = self.plan.proxies as f64;
+        let full = |m: &str| {
+            metric(m, "ftsplice_lb_table_proxies") == Some(n)
+                && metric(m, "ftsplice_lb_active") == Some(1.0)
+        };
+        let gw = (self.topo.node(self.nodes.gateway), self.plan.gateway());
+        let lbs = [
+            (self.topo.node(self.nodes.lb), self.plan.lb()),
+            (self.topo.node(self.nodes.backup_lb), self.plan.backup_lb()),
+        ];
+        let proc = self
+            .daemons
+            .iter_mut()
+            .find(|d| d.name == "gw")
+            .context("no gateway daemon")?;
+        proc.wait_ready(Duration::from_secs(20), || {
+            scrape(gw.0, SocketAddrV4::new(gw.1, METRICS_PORT)).is_some_and(|m| full(&m))
+                && lbs.iter().any(|(ns, a)| {
+                    scrape(ns, SocketAddrV4::new(*a, METRICS_PORT)).is_some_and(|m| full(&m))
+                })
+        })
+        .with_context(|| {
+            format!("the gateway and an lb never both forwarded to all {n} proxies")
+        })?;
+        self.check()
+    }
+
+    /// The lb of the pair that owns the VIP now (`lb` or `lb2`), from
+    /// their metrics.
+    pub fn active_lb(&self) -> Result<&'static str> {
         for (name, node, me) in [
             ("lb", self.nodes.lb, self.plan.lb()),
-            ("gw", self.nodes.gateway, self.plan.gateway()),
+            ("lb2", self.nodes.backup_lb, self.plan.backup_lb()),
         ] {
-            let ns = self.topo.node(node);
-            let addr = SocketAddrV4::new(me, METRICS_PORT);
-            let proc = self
-                .daemons
-                .iter_mut()
-                .find(|d| d.name == name)
-                .with_context(|| format!("no daemon {name}"))?;
-            proc.wait_ready(Duration::from_secs(20), || {
-                scrape(ns, addr).is_some_and(|m| {
-                    metric(&m, "ftsplice_lb_table_proxies") == Some(n)
-                        && metric(&m, "ftsplice_lb_active") == Some(1.0)
-                })
-            })
-            .with_context(|| format!("{name}: table never held all {n} proxies"))?;
+            let m = scrape(self.topo.node(node), SocketAddrV4::new(me, METRICS_PORT));
+            if m.is_some_and(|m| metric(&m, "ftsplice_lb_active") == Some(1.0)) {
+                return Ok(name);
+            }
         }
-        self.check()
+        bail!("no lb is active")
     }
 
     /// An error if a daemon died without being killed by us.
@@ -543,6 +569,76 @@ pub fn metric_with(text: &str, name: &str, label: &str) -> Option<f64> {
     text.lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(label))
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// The pre-splice owner rule for backend->SSA packets: the SSA gateway
+/// picks a proxy by flow hash, which is usually not the proxy whose port
+/// partition holds the connection's SSA port (the one with the socket). On
+/// proxy `me`, a packet to `SSA:port` of another proxy's partition that
+/// reaches the stack is necessarily unspliced (spliced packets are
+/// translated on TC ingress, before routing), so policy routing forwards it
+/// to the port's owner, ahead of local delivery (the `local` table rule
+/// moves behind ours).
+fn route_ssa_ports_to_owners(ns: &NetNs, plan: &Plan, me: usize) -> Result<()> {
+    let ssa = format!("{}/32", plan.ssa());
+    ns.ip(&["rule", "add", "pref", "1000", "lookup", "local"])?;
+    ns.ip(&["rule", "del", "pref", "0"])?;
+    for j in (0..plan.proxies).filter(|&j| j != me) {
+        let (lo, hi) = plan.ssa_ports(j);
+        let table = (100 + j).to_string();
+        ns.ip(&[
+            "route",
+            "add",
+            &ssa,
+            "via",
+            &plan.proxy(j).to_string(),
+            "dev",
+            DEV,
+            "table",
+            &table,
+        ])?;
+        ns.ip(&[
+            "rule",
+            "add",
+            "pref",
+            "100",
+            "to",
+            &ssa,
+            "ipproto",
+            "tcp",
+            "dport",
+            &format!("{lo}-{hi}"),
+            "lookup",
+            &table,
+        ])?;
+    }
+    Ok(())
+}
+
+/// A proxy's own kernel must not reset spliced connections: once its
+/// daemon is killed (the proxy-crash fault) the splices leave its data
+/// plane, but its kernel stays up and, until the lbs notice, receives the
+/// connections' packets; with no socket for them it would answer RST from
+/// the VIP or SSA and break them. Dropping locally generated RSTs from those
+/// addresses (netfilter output hook; translated packets are redirected by
+/// the data plane and never pass it) leaves the packets unanswered, so the
+/// endpoints retransmit through a live proxy.
+fn drop_kernel_resets(ns: &NetNs, plan: &Plan, dir: &Path) -> Result<()> {
+    let rules = format!(
+        "table ip ftsplice {{\n\
+         \x20 chain out {{\n\
+         \x20   type filter hook output priority 0; policy accept;\n\
+         \x20   ip saddr {{ {}, {} }} tcp flags & rst == rst drop\n\
+         \x20 }}\n\
+         }}\n",
+        plan.vip(),
+        plan.ssa()
+    );
+    let file = dir.join(format!("{}.nft", ns.name()));
+    std::fs::write(&file, rules)?;
+    ns.exec("nft", &["-f", &file.display().to_string()])
+        .context("nft (package nftables, see scripts/setup.sh)")?;
+    Ok(())
 }
 
 /// Whether a TCP connect to `addr` from inside `ns` succeeds.
