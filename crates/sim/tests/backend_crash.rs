@@ -50,6 +50,8 @@ fn every_crash_point_survives_on_lan_and_wan() {
         for point in CrashPoint::ALL {
             let r = run(&cfg(action, point, rtt));
             assert_survived(&r);
+            let mails = if action == Action::Action2 { 3.0 } else { 0.0 };
+            assert_eq!(d(&r, "aux_mails"), mails, "{}", r.scenario);
             // Where the crash hit shows in the planner's inputs.
             let (t_l, p, tx) = (d(&r, "t_l"), d(&r, "p"), d(&r, "crash_tx"));
             match point {
@@ -91,6 +93,11 @@ fn a_lagging_alternate_gets_updates_replayed_and_reads_skipped() {
         "{}",
         r.to_json()
     );
+    // The replayed send's aux request was answered by the aux logger: the
+    // mail store holds each of the 3 mails once.
+    assert_eq!(d(&r, "aux_answered_from_log"), 1.0, "{}", r.to_json());
+    let mails = (d(&r, "aux_mails"), d(&r, "aux_duplicate_mails"));
+    assert_eq!(mails, (3.0, 0.0), "{}", r.to_json());
 }
 
 #[test]
@@ -133,6 +140,25 @@ fn client_retry_baseline_is_much_slower_at_wan_rtt() {
             "ours {f} s, baseline {fb} s"
         );
     }
+}
+
+#[test]
+fn client_retry_sends_a_mail_twice_the_logger_does_not() {
+    // The primary crashes mid-response after storing the mail and pushing
+    // the session: the retrying client re-issues the POST and the
+    // alternate stores the mail again (its response then differs).
+    let o = cfg(Action::Action2, CrashPoint::MidResponse, 79.0);
+    let base = run(&BackendCrash {
+        baseline: true,
+        ..o
+    });
+    assert_eq!(d(&base, "aux_duplicate_mails"), 1.0, "{}", base.to_json());
+    assert_eq!(base.connections.corrupted, 1);
+    let ours = run(&o);
+    assert_survived(&ours);
+    let mails = (d(&ours, "aux_mails"), d(&ours, "aux_duplicate_mails"));
+    assert_eq!(mails, (3.0, 0.0));
+    assert_eq!(d(&ours, "aux_answered_from_log"), 1.0);
 }
 
 #[test]

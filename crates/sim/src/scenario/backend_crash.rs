@@ -14,6 +14,7 @@
 //! ```text
 //! client --(WAN, rtt/2 each way)-- logger ==switch== primary (b1), alternate (b2)
 //! 10.0.0.1                 10.0.0.2 | 10.0.1.1        10.0.1.10       10.0.1.11
+//!                                   | 10.0.2.1 -- aux mail store 10.0.2.10
 //! ```
 
 use super::Run;
@@ -26,6 +27,7 @@ use crate::report::Report;
 use crate::roles::logger::resplice::Status;
 use crate::roles::logger::{LoggerNode, LoggerNodeConfig};
 use crate::roles::webmail::app::{self, Action};
+use crate::roles::webmail::aux::MailStore;
 use crate::roles::webmail::backend::{Backend, BackendConfig, CrashPlan, CrashPoint};
 use crate::roles::webmail::client::{Client, ClientConfig, Retry};
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -41,6 +43,8 @@ pub const LOGGER_FRONT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 pub const LOGGER: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 1);
 pub const PRIMARY: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 10);
 pub const ALTERNATE: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 11);
+pub const LOGGER_AUX: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 1);
+pub const AUX: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 10);
 
 /// The paper's client RTTs: LAN, WAN-MIT, WAN-SG.
 pub const RTTS_MS: [f64; 3] = [0.25, 79.0, 260.0];
@@ -162,6 +166,7 @@ struct Net {
     client: NodeId,
     logger: NodeId,
     primary: NodeId,
+    aux: NodeId,
 }
 
 const START: Instant = Instant::from_millis(10);
@@ -223,12 +228,26 @@ fn build(o: &BackendCrash, crash: bool) -> Net {
             table: Arc::new(app::tag_table()),
             tcp: tcp(),
             passive: o.baseline,
+            aux: Some(AUX),
         }),
         NodeOpts::default(),
     );
     let lf = sim.add_iface(logger, LOGGER_FRONT, 24);
     let lb = sim.add_iface(logger, LOGGER, 24);
     sim.connect((client, ci), (logger, lf), wan, wan);
+    let la = sim.add_iface(logger, LOGGER_AUX, 24);
+    let aux = sim.add_node("aux", MailStore::new(AUX), NodeOpts::default());
+    let ai = sim.add_iface(aux, AUX, 24);
+    sim.add_route(
+        aux,
+        Route {
+            net: Ipv4Addr::UNSPECIFIED,
+            len: 0,
+            iface: ai,
+            gateway: Some(LOGGER_AUX),
+        },
+    );
+    sim.connect((logger, la), (aux, ai), lan, lan);
     let sw = sim.add_switch("switch");
     sim.attach(sw, logger, lb, lan);
     let mut backend = |name: &'static str, addr, alternate, crash: Option<CrashPlan>| {
@@ -242,6 +261,7 @@ fn build(o: &BackendCrash, crash: bool) -> Net {
                 tcp: tcp(),
                 crash,
                 push_delay: Duration::from_millis(o.state_lag_ms),
+                aux: Some(AUX),
             }),
             NodeOpts::default(),
         );
@@ -269,6 +289,7 @@ fn build(o: &BackendCrash, crash: bool) -> Net {
         client,
         logger,
         primary,
+        aux,
     }
 }
 
@@ -354,6 +375,8 @@ pub fn scenario(o: &BackendCrash) -> Run {
     if let Some(l) = n.sim.node::<LoggerNode>(n.logger) {
         d.insert("logger_probes".into(), l.stats.probes as f64);
         d.insert("logger_withheld".into(), l.stats.segments_withheld as f64);
+        d.insert("aux_answered_from_log".into(), l.stats.aux_answered as f64);
+        d.insert("aux_mismatches".into(), l.stats.aux_mismatches as f64);
         d.insert("logger_recovered".into(), l.stats.recovered as f64);
         d.insert("logger_resets".into(), l.stats.resets as f64);
         if let Some(dr) = l.drivers().next() {
@@ -380,6 +403,15 @@ pub fn scenario(o: &BackendCrash) -> Run {
                 ))),
             );
         }
+    }
+    if let Some(m) = n.sim.node::<MailStore>(n.aux) {
+        d.insert("aux_mails".into(), m.mails.len() as f64);
+        let distinct: std::collections::BTreeSet<&[u8]> =
+            m.mails.iter().map(|(_, b)| b.as_slice()).collect();
+        d.insert(
+            "aux_duplicate_mails".into(),
+            (m.mails.len() - distinct.len()) as f64,
+        );
     }
     if let (Some(at), Some(f)) = (crashed_at, report.faults.first()) {
         if let Some(det) = f.detected_ms {

@@ -5,8 +5,11 @@
 //! byte), reports acks and FINs, tells the alternate when a response is
 //! completely logged (and learns its T_S back), sends the adaptive
 //! detector's probes, and when the detector declares the primary failed it
-//! recovers every connection with a [`resplice::Driver`]. Everything else
-//! (control datagrams, other traffic) is routed like a plain IP hop.
+//! recovers every connection with a [`resplice::Driver`]. It is also the
+//! aux logger (the backends reach the aux server through it): aux requests
+//! and answers are logged by transaction id ([`AuxLog`]) and replayed
+//! requests are answered from the log instead of reaching the aux server.
+//! Everything else is routed like a plain IP hop.
 //!
 //! With `passive` set it is only that IP hop: the topology of the
 //! client-retry baseline, so both architectures see the same path.
@@ -17,17 +20,18 @@ use crate::net::node::{Ctx, Frame, FrameKind, IfaceId, Node};
 use crate::net::udp;
 use crate::roles::tcpip;
 use crate::roles::webmail::backend::conn_key;
-use crate::roles::webmail::control::{Ctl, PORT};
+use crate::roles::webmail::control::{Ctl, AUX_PORT, PORT};
 use crate::stats::Note;
 use core::any::Any;
 use core::net::{Ipv4Addr, SocketAddrV4};
 use ftsplice_proto::Instant;
+use ftsplice_recovery::aux::{AuxDecision, AuxLog, TxId};
 use ftsplice_recovery::log::Direction;
 use ftsplice_recovery::logger::{Logger, LoggerConfig, LoggerEvent};
 use ftsplice_recovery::tags::TagTable;
 use ftsplice_recovery::SeqSpace;
 use ftsplice_tcp::Config;
-use resplice::{Driver, Frozen, Request, Status};
+use resplice::{Driver, Frozen, Status};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -43,6 +47,8 @@ pub struct LoggerNodeConfig {
     pub tcp: Config,
     /// Only route, log nothing (the baseline).
     pub passive: bool,
+    /// The aux server whose traffic is logged.
+    pub aux: Option<Ipv4Addr>,
 }
 
 /// One logged connection.
@@ -70,12 +76,16 @@ pub struct LoggerStats {
     pub recovered: u64,
     pub resets: u64,
     pub not_recoverable: u64,
+    /// Replayed aux requests answered from the log / differing from it.
+    pub aux_answered: u64,
+    pub aux_mismatches: u64,
 }
 
 pub struct LoggerNode {
     cfg: LoggerNodeConfig,
     logger: Option<Logger>,
     tracks: BTreeMap<u64, Track>,
+    aux: AuxLog,
     pub stats: LoggerStats,
 }
 
@@ -85,6 +95,7 @@ impl LoggerNode {
             cfg,
             logger: None,
             tracks: BTreeMap::new(),
+            aux: AuxLog::default(),
             stats: LoggerStats::default(),
         }
     }
@@ -301,28 +312,11 @@ impl LoggerNode {
             ctx.note(Note::PeerDead(primary));
             self.start_recovery(ctx);
         }
-        let keys: Vec<u64> = self.tracks.keys().copied().collect();
-        for key in keys {
-            let mut reqs = Vec::new();
-            if let Some(d) = self.tracks.get_mut(&key).and_then(|t| t.driver.as_mut()) {
-                while let Some(r) = d.poll_request() {
-                    reqs.push(r);
-                }
-            }
-            for r in reqs {
-                let m = match r {
-                    Request::Takeover { t_l } => {
-                        let c = self.tracks.get(&key).map(|t| t.client);
-                        Ctl::Takeover {
-                            conn: key,
-                            t_l,
-                            client: c.map_or(0, |c| u32::from(*c.ip())),
-                            port: c.map_or(0, |c| c.port()),
-                        }
-                    }
-                    Request::ApplyThrough { through } => Ctl::ApplyThrough { conn: key, through },
-                };
-                self.ctl(ctx, alternate, &m);
+        for t in self.tracks.values_mut() {
+            let Some(d) = t.driver.as_mut() else { continue };
+            for tx in d.take_aux_replays() {
+                self.aux
+                    .begin_replay(TxId::new(*t.client.ip(), t.client.port(), tx));
             }
         }
     }
@@ -340,6 +334,8 @@ impl LoggerNode {
             };
             let Some(log) = l.conn_log(key) else { continue };
             let f = Frozen {
+                key,
+                logger: self.cfg.addr,
                 client: t.client,
                 backend: self.cfg.primary,
                 alternate: self.cfg.alternate,
@@ -372,6 +368,43 @@ impl LoggerNode {
         }
         self.stats.recovered = done;
         self.stats.resets = resets;
+    }
+
+    /// A datagram to or from the aux server (aux logger, §3.2).
+    fn aux_datagram(&mut self, ctx: &mut Ctx<'_>, bytes: Vec<u8>) {
+        let Ok(d) = udp::parse(&bytes) else {
+            ctx.send_ip(bytes);
+            return;
+        };
+        let (src, dst) = (d.src, d.dst);
+        match Ctl::decode(d.payload) {
+            Some(Ctl::AuxRequest { tx, body }) if dst.port() == AUX_PORT => {
+                match self.aux.on_request(TxId(tx), &body) {
+                    AuxDecision::Forward | AuxDecision::ForwardUnanswered => {
+                        ctx.send_ip(bytes);
+                    }
+                    AuxDecision::Answer(resp) => {
+                        // Answered in the aux server's name.
+                        self.stats.aux_answered += 1;
+                        let m = Ctl::AuxResponse { tx, body: resp };
+                        ctx.send_ip(udp::build(dst, src, &m.encode()));
+                    }
+                    AuxDecision::Mismatch => {
+                        // The replay is not deterministic; the transaction's
+                        // own response comparison decides about the client.
+                        self.stats.aux_mismatches += 1;
+                        ctx.send_ip(bytes);
+                    }
+                }
+            }
+            Some(Ctl::AuxResponse { tx, body }) if src.port() == AUX_PORT => {
+                self.aux.on_response(TxId(tx), &body);
+                ctx.send_ip(bytes);
+            }
+            _ => {
+                ctx.send_ip(bytes);
+            }
+        }
     }
 
     fn route(&mut self, ctx: &mut Ctx<'_>, bytes: Vec<u8>) {
@@ -433,6 +466,16 @@ impl Node for LoggerNode {
                 self.route(ctx, frame.bytes);
                 self.tally();
             }
+            Some(&udp::IPPROTO_UDP)
+                if !self.cfg.passive
+                    && self.cfg.aux.is_some_and(|a| {
+                        crate::net::node::ipv4_dst(&frame.bytes) == Some(a)
+                            || crate::net::node::ipv4_src(&frame.bytes) == Some(a)
+                    }) =>
+            {
+                self.aux_datagram(ctx, frame.bytes);
+                self.process(ctx);
+            }
             _ if to_me => ctx.stats().drop("logger: unexpected packet for the logger"),
             _ => {
                 ctx.send_ip(frame.bytes);
@@ -471,6 +514,7 @@ impl Node for LoggerNode {
     fn crash(&mut self) {
         self.logger = None;
         self.tracks.clear();
+        self.aux = AuxLog::default();
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -23,8 +23,10 @@
 //! through the translation.
 
 use crate::net::node::Ctx;
+use crate::net::udp;
 use crate::roles::tcpip;
-use core::net::SocketAddrV4;
+use crate::roles::webmail::control::{Ctl, PORT};
+use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 use ftsplice_proto::splice::{
     translate, Direction as SpliceDir, Splice, SpliceId, TsDeltas, WindowScales,
@@ -43,6 +45,10 @@ const RESEND_MSS: usize = 1400;
 /// What the logged connection looked like when the backend failed.
 #[derive(Clone, Copy, Debug)]
 pub struct Frozen {
+    /// The connection's key in control messages.
+    pub key: u64,
+    /// The logger's control address.
+    pub logger: Ipv4Addr,
     pub client: SocketAddrV4,
     pub backend: SocketAddrV4,
     pub alternate: SocketAddrV4,
@@ -59,15 +65,6 @@ pub struct Frozen {
     pub c2s_logged: u64,
     /// Timestamps negotiated: the latest TSval seen from (client, backend).
     pub ts: Option<(u32, u32)>,
-}
-
-/// Something the node must do on the driver's behalf.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Request {
-    /// Send T_L to the alternate.
-    Takeover { t_l: u64 },
-    /// Have the alternate apply state through this transaction.
-    ApplyThrough { through: u64 },
 }
 
 /// How the recovery of one connection ended (so far).
@@ -97,7 +94,9 @@ pub struct Driver {
     resplice: Option<Resplice>,
     splice: Option<Splice>,
     held: Vec<Vec<u8>>,
-    requests: Vec<Request>,
+    /// Transactions about to run again on the alternate (the aux logger
+    /// must answer their aux requests from its log).
+    aux_replays: Vec<u64>,
     pub status: Status,
     pub resent_segments: u64,
     pub translated: u64,
@@ -122,7 +121,7 @@ impl Driver {
             resplice: None,
             splice: None,
             held: Vec::new(),
-            requests: Vec::new(),
+            aux_replays: Vec::new(),
             status: Status::Running,
             resent_segments: 0,
             translated: 0,
@@ -135,12 +134,19 @@ impl Driver {
         &self.rec
     }
 
-    pub fn poll_request(&mut self) -> Option<Request> {
-        if self.requests.is_empty() {
-            None
-        } else {
-            Some(self.requests.remove(0))
-        }
+    /// Transactions whose aux requests will be replayed (drained).
+    pub fn take_aux_replays(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.aux_replays)
+    }
+
+    /// A control message to the alternate, sent before anything the
+    /// recovery connection sends afterwards (same path, FIFO).
+    fn ctl(&self, ctx: &mut Ctx<'_>, m: &Ctl) {
+        ctx.send_ip(udp::build(
+            SocketAddrV4::new(self.f.logger, PORT),
+            SocketAddrV4::new(*self.f.alternate.ip(), PORT),
+            &m.encode(),
+        ));
     }
 
     pub fn is_translating(&self) -> bool {
@@ -174,13 +180,36 @@ impl Driver {
         match a {
             // The logger stops forwarding to the failed backend as soon as
             // it has a driver for the connection.
-            Action::Unsplice | Action::Absorb { .. } => {}
+            Action::Unsplice => {}
+            Action::Absorb { .. } => {
+                // The replays are about to go out on the recovery
+                // connection: tell the alternate their original numbers.
+                if let (Some(cp), Some(plan)) = (self.rec.crash_point(), self.rec.replay_plan()) {
+                    let m = Ctl::Numbering {
+                        conn: self.f.key,
+                        t_sp: cp.t_sp,
+                        replayed: plan.replay.clone(),
+                    };
+                    self.aux_replays = plan.replay.clone();
+                    self.aux_replays.push(cp.t_sp);
+                    self.ctl(ctx, &m);
+                }
+            }
             Action::ResendToClient { range, bytes } => {
                 self.resend_base = range.start;
                 self.resend = bytes;
                 self.send_resend(ctx, false);
             }
-            Action::ShareLastComplete { t_l } => self.requests.push(Request::Takeover { t_l }),
+            Action::ShareLastComplete { t_l } => {
+                let c = self.f.client;
+                let m = Ctl::Takeover {
+                    conn: self.f.key,
+                    t_l,
+                    client: u32::from(*c.ip()),
+                    port: c.port(),
+                };
+                self.ctl(ctx, &m);
+            }
             Action::ConnectAlternate => {
                 let isn = ctx.rng().next_u32();
                 let ts = ctx.rng().next_u32();
@@ -193,7 +222,13 @@ impl Driver {
                     self.tcp.clone(),
                 ));
             }
-            Action::ApplyState { through } => self.requests.push(Request::ApplyThrough { through }),
+            Action::ApplyState { through } => {
+                let m = Ctl::ApplyThrough {
+                    conn: self.f.key,
+                    through,
+                };
+                self.ctl(ctx, &m);
+            }
             Action::SendToAlternate(b) => self.alt_pending.extend_from_slice(&b),
             Action::Resplice(rs) => {
                 self.resplice = Some(rs);

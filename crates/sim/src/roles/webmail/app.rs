@@ -6,6 +6,8 @@
 //! one exception is `/status.php`, whose body starts with the name of the
 //! machine that answered: an *unforeseen* non-determinism (the tag table
 //! calls it deterministic), used to provoke the absorb-and-compare reset.
+//! Sending a mail stores it on the aux mail server ([`aux_request`]); the
+//! server's answer (the mail's number) is part of the response.
 
 use ftsplice_recovery::tags::{TagRuleSpec, TagTable, Tags};
 
@@ -213,14 +215,34 @@ fn ok(ctype: &str, body: Vec<u8>) -> Vec<u8> {
     r
 }
 
-/// Runs `req` against `session` on the machine called `server`; returns
-/// the response bytes.
+/// The aux request `req` makes while it is processed, if any: sending a
+/// mail appends it to the mail store.
+pub fn aux_request(session: &Session, method: &str, path: &str, body: &[u8]) -> Option<Vec<u8>> {
+    (method == "POST" && path == "/send.php").then(|| {
+        let head = String::from_utf8_lossy(&body[..body.len().min(48)]);
+        format!(
+            "APPEND Sent {} bytes from {}: {head}",
+            body.len(),
+            session.user
+        )
+        .into_bytes()
+    })
+}
+
+/// What the mail store answers to the `n`-th mail it stores.
+pub fn aux_answer(n: usize) -> Vec<u8> {
+    format!("OK [APPENDUID {n}]").into_bytes()
+}
+
+/// Runs `req` against `session` on the machine called `server`, with the
+/// aux server's answer `aux` to [`aux_request`]; returns the response bytes.
 pub fn handle(
     session: &mut Session,
     server: &str,
     method: &str,
     path: &str,
     body: &[u8],
+    aux: &[u8],
 ) -> Vec<u8> {
     let who = format!(
         "{} logins={} drafts={} sent={}",
@@ -259,7 +281,12 @@ pub fn handle(
             ok(
                 "text/html",
                 filler(
-                    &format!("sent #{} of {} bytes {who}", session.sent, body.len()),
+                    &format!(
+                        "sent #{} of {} bytes ({}) {who}",
+                        session.sent,
+                        body.len(),
+                        String::from_utf8_lossy(aux)
+                    ),
                     600,
                 ),
             )
@@ -281,9 +308,16 @@ pub fn handle(
 /// that never fails: the whole response stream and where each response ends.
 pub fn reference(reqs: &[Request], server: &str) -> (Vec<u8>, Vec<usize>) {
     let mut s = Session::default();
-    let (mut out, mut ends) = (Vec::new(), Vec::new());
+    let (mut out, mut ends, mut mails) = (Vec::new(), Vec::new(), 0);
     for r in reqs {
-        out.extend(handle(&mut s, server, r.method, r.path, &r.body));
+        let aux = match aux_request(&s, r.method, r.path, &r.body) {
+            Some(_) => {
+                mails += 1;
+                aux_answer(mails)
+            }
+            None => Vec::new(),
+        };
+        out.extend(handle(&mut s, server, r.method, r.path, &r.body, &aux));
         ends.push(out.len());
     }
     (out, ends)
@@ -333,8 +367,11 @@ mod tests {
         let nd = requests(Action::Action2, Some(0));
         assert_ne!(reference(&nd, "b1").0, reference(&nd, "b2").0);
         let mut s = Session::default();
-        handle(&mut s, "b1", "POST", "/login.php", b"_user=carol");
-        handle(&mut s, "b1", "POST", "/send.php", b"x");
+        handle(&mut s, "b1", "POST", "/login.php", b"_user=carol", b"");
+        assert_eq!(aux_request(&s, "GET", "/mail.php", b""), None);
+        assert!(aux_request(&s, "POST", "/send.php", b"x").is_some());
+        let a = handle(&mut s, "b1", "POST", "/send.php", b"x", &aux_answer(7));
+        assert!(String::from_utf8_lossy(&a).contains("APPENDUID 7"));
         assert_eq!(Session::from_record(&s.record()), s);
         assert_eq!(s.sent, 1);
         assert_eq!(

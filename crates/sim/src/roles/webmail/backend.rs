@@ -4,14 +4,19 @@
 //! alternate (paper §4.1 step 3), and, as an alternate, stores pushed
 //! records in an [`AlternateState`] per logged connection, applies them on
 //! the logger's signal (or at once, for the client-retry baseline) and
-//! answers the logger's recovery requests (§4.3).
+//! answers the logger's recovery requests (§4.3). Requests that need the
+//! aux mail store send it an [`Ctl::AuxRequest`] tagged with the paper's
+//! transaction id (client address, port, the transaction's number on the
+//! client's connection: on a recovery connection the logger's
+//! [`Ctl::Numbering`] maps the k-th request back to it) and are answered
+//! once both the service time has passed and the aux answer is in.
 //!
 //! A [`CrashPlan`] makes the machine report when it reaches one of the
 //! paper's four crash points in transaction `tx`; the scenario then cuts
 //! its power ([`crate::Fault::Crash`]).
 
 use super::app::{self, Session};
-use super::control::{Ctl, PORT};
+use super::control::{Ctl, AUX_PORT, PORT};
 use crate::net::node::{Ctx, Frame, FrameKind, IfaceId, Node};
 use crate::net::udp;
 use crate::roles::tcpip;
@@ -19,6 +24,7 @@ use core::any::Any;
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 use ftsplice_proto::Instant;
+use ftsplice_recovery::aux::TxId;
 use ftsplice_recovery::http::Transactionalizer;
 use ftsplice_recovery::log::Direction;
 use ftsplice_recovery::state_sync::AlternateState;
@@ -85,6 +91,8 @@ pub struct BackendConfig {
     /// How long an asynchronous push takes to leave the machine (state
     /// lag at the alternate: pushes still queued die with the machine).
     pub push_delay: Duration,
+    /// The aux mail store.
+    pub aux: Option<Ipv4Addr>,
 }
 
 struct Conn {
@@ -100,6 +108,28 @@ struct Conn {
     held: Vec<u8>,
     /// Transaction whose response is in `out` (for the "between" point).
     sending: u64,
+    /// Original numbers of this connection's requests (recovery
+    /// connections): replayed ones, then from `t_sp` on.
+    numbering: Option<(Vec<u64>, u64)>,
+    /// Transaction id of the aux request being waited for.
+    aux_wait: Option<u64>,
+    aux_reply: Vec<u8>,
+}
+
+impl Conn {
+    /// The client transaction number of the `k`-th request (from 1).
+    fn original(&self, k: u64) -> u64 {
+        match &self.numbering {
+            None => k,
+            Some((replayed, t_sp)) => match usize::try_from(k.saturating_sub(1))
+                .ok()
+                .and_then(|i| replayed.get(i))
+            {
+                Some(&t) => t,
+                None => t_sp + k.saturating_sub(1 + replayed.len() as u64),
+            },
+        }
+    }
 }
 
 /// Counters of one backend.
@@ -121,6 +151,8 @@ pub struct Backend {
     first_conn: Option<u64>,
     /// Pushes waiting for `push_delay`.
     pushes: Vec<(Instant, Ctl)>,
+    /// Numbering of recovery connections announced by the logger.
+    numbering: BTreeMap<u64, (Vec<u64>, u64)>,
     pub stats: BackendStats,
 }
 
@@ -140,6 +172,7 @@ impl Backend {
             triggered: false,
             first_conn: None,
             pushes: Vec::new(),
+            numbering: BTreeMap::new(),
             stats: BackendStats::default(),
         }
     }
@@ -210,9 +243,28 @@ impl Backend {
                 self.stats.probes += 1;
                 self.ctl(ctx, from, &Ctl::ProbeReply { id });
             }
-            Ctl::ProbeReply { .. } | Ctl::Applied { .. } | Ctl::Report { .. } => {
-                ctx.stats().drop("backend: unexpected control message")
+            Ctl::Numbering {
+                conn,
+                t_sp,
+                replayed,
+            } => {
+                // The recovery connection is usually open already.
+                for c in self.conns.iter_mut().filter(|c| c.key == conn) {
+                    c.numbering = Some((replayed.clone(), t_sp));
+                }
+                self.numbering.insert(conn, (replayed, t_sp));
             }
+            Ctl::AuxResponse { tx, body } => {
+                if let Some(i) = self.conns.iter().position(|c| c.aux_wait == Some(tx)) {
+                    self.conns[i].aux_wait = None;
+                    self.conns[i].aux_reply = body;
+                    self.drive(ctx, i);
+                }
+            }
+            Ctl::ProbeReply { .. }
+            | Ctl::Applied { .. }
+            | Ctl::Report { .. }
+            | Ctl::AuxRequest { .. } => ctx.stats().drop("backend: unexpected control message"),
         }
     }
 
@@ -248,6 +300,9 @@ impl Backend {
                         out: Vec::new(),
                         held: Vec::new(),
                         sending: 0,
+                        numbering: self.numbering.get(&key).cloned(),
+                        aux_wait: None,
+                        aux_reply: Vec::new(),
                     });
                     let i = self.conns.len() - 1;
                     return self.drive(ctx, i);
@@ -290,7 +345,7 @@ impl Backend {
         }
         // Finish the request being processed.
         if let Some((at, num)) = self.conns[i].busy {
-            if at <= now {
+            if at <= now && self.conns[i].aux_wait.is_none() {
                 self.conns[i].busy = None;
                 self.respond(ctx, i, num);
             }
@@ -306,6 +361,30 @@ impl Backend {
                 let done = now + Duration::from_micros(app::service_us(&t.target));
                 let num = t.num;
                 c.busy = Some((done, num));
+                let body = c
+                    .input
+                    .get(t.req_head_end as usize..t.req.end as usize)
+                    .unwrap_or_default();
+                let session = self
+                    .sessions
+                    .get(&((key >> 16) as u32))
+                    .cloned()
+                    .unwrap_or_default();
+                if let (Some(req), Some(aux)) = (
+                    app::aux_request(&session, &t.method, &t.target, body),
+                    self.cfg.aux,
+                ) {
+                    let peer = c.tcp.remote();
+                    let tx = TxId::new(*peer.ip(), peer.port(), c.original(num)).0;
+                    c.aux_wait = Some(tx);
+                    let m = Ctl::AuxRequest { tx, body: req };
+                    let b = udp::build(
+                        SocketAddrV4::new(self.cfg.addr, PORT),
+                        SocketAddrV4::new(aux, AUX_PORT),
+                        &m.encode(),
+                    );
+                    ctx.send_ip(b);
+                }
                 if self.plan_for(key, num, CrashPoint::BeforeResponse) {
                     self.triggered = true;
                 }
@@ -361,7 +440,8 @@ impl Backend {
             .to_vec();
         let peer = (c.key >> 16) as u32;
         let session = self.sessions.entry(peer).or_default();
-        let resp = app::handle(session, self.cfg.name, &t.method, &t.target, &body);
+        let aux = std::mem::take(&mut self.conns[i].aux_reply);
+        let resp = app::handle(session, self.cfg.name, &t.method, &t.target, &body, &aux);
         let record = session.record();
         self.stats.requests += 1;
         let key = self.conns[i].key;
@@ -439,10 +519,10 @@ impl Node for Backend {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        let conns = self
-            .conns
-            .iter()
-            .flat_map(|c| [c.tcp.poll_timeout(), c.busy.map(|b| b.0)]);
+        let conns = self.conns.iter().flat_map(|c| {
+            let busy = c.busy.filter(|_| c.aux_wait.is_none()).map(|b| b.0);
+            [c.tcp.poll_timeout(), busy]
+        });
         conns
             .chain([
                 self.crash_at.filter(|_| !self.triggered),
@@ -457,6 +537,7 @@ impl Node for Backend {
         self.sessions.clear();
         self.alt.clear();
         self.pushes.clear();
+        self.numbering.clear();
         self.crash_at = None;
         self.triggered = false;
     }

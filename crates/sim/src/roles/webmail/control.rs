@@ -7,6 +7,8 @@
 
 /// UDP port of every control endpoint.
 pub const PORT: u16 = 7_000;
+/// UDP port of the aux (mail store) server.
+pub const AUX_PORT: u16 = 1_143;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ctl {
@@ -51,6 +53,25 @@ pub enum Ctl {
     ProbeReply {
         id: u64,
     },
+    /// Logger -> alternate: the original transaction numbers of the
+    /// requests on the recovery connection: `replayed`, then `t_sp`,
+    /// `t_sp + 1`, ... (for the transaction ids in aux requests).
+    Numbering {
+        conn: u64,
+        t_sp: u64,
+        replayed: Vec<u64>,
+    },
+    /// Backend -> aux server: a request of transaction `tx` (a
+    /// `recovery::aux::TxId`).
+    AuxRequest {
+        tx: u64,
+        body: Vec<u8>,
+    },
+    /// Aux server (or the aux logger) -> backend.
+    AuxResponse {
+        tx: u64,
+        body: Vec<u8>,
+    },
 }
 
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
@@ -86,6 +107,23 @@ impl Ctl {
             Ctl::ApplyThrough { conn, through } => put(6, &[*conn, *through]),
             Ctl::Probe { id } => put(7, &[*id]),
             Ctl::ProbeReply { id } => put(8, &[*id]),
+            Ctl::Numbering {
+                conn,
+                t_sp,
+                replayed,
+            } => {
+                let mut w = vec![*conn, *t_sp];
+                w.extend_from_slice(replayed);
+                put(9, &w);
+            }
+            Ctl::AuxRequest { tx, body } => {
+                put(10, &[*tx]);
+                out.extend_from_slice(body);
+            }
+            Ctl::AuxResponse { tx, body } => {
+                put(11, &[*tx]);
+                out.extend_from_slice(body);
+            }
         }
         out
     }
@@ -147,6 +185,27 @@ impl Ctl {
                 exact(1)?;
                 Ctl::ProbeReply { id: w(0)? }
             }
+            9 => {
+                let rest = b.get(17..)?;
+                if rest.len() % 8 != 0 {
+                    return None;
+                }
+                Ctl::Numbering {
+                    conn: w(0)?,
+                    t_sp: w(1)?,
+                    replayed: (0..rest.len() / 8)
+                        .map(|i| w(2 + i))
+                        .collect::<Option<_>>()?,
+                }
+            }
+            10 => Ctl::AuxRequest {
+                tx: w(0)?,
+                body: b.get(9..)?.to_vec(),
+            },
+            11 => Ctl::AuxResponse {
+                tx: w(0)?,
+                body: b.get(9..)?.to_vec(),
+            },
             _ => return None,
         })
     }
@@ -184,6 +243,24 @@ mod tests {
             },
             Ctl::Probe { id: 14 },
             Ctl::ProbeReply { id: 15 },
+            Ctl::Numbering {
+                conn: 16,
+                t_sp: 17,
+                replayed: vec![3, 5],
+            },
+            Ctl::Numbering {
+                conn: 16,
+                t_sp: 17,
+                replayed: vec![],
+            },
+            Ctl::AuxRequest {
+                tx: 18,
+                body: b"APPEND Sent".to_vec(),
+            },
+            Ctl::AuxResponse {
+                tx: 19,
+                body: b"OK 2".to_vec(),
+            },
         ];
         for m in all {
             assert_eq!(Ctl::decode(&m.encode()), Some(m));
