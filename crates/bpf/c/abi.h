@@ -67,6 +67,7 @@ enum ft_counter {
 	FT_C_SLOW_BAD_IP_HEADER,  /* IHL or total length inconsistent: stack */
 	FT_C_SLOW_BAD_TCP_HEADER, /* data offset below 5 or past the segment */
 	FT_C_HOLD_PASS,       /* splice on hold, pure ACK or RST: stack */
+	FT_C_PRESPLICE_REDIRECT, /* to the SSA port of another proxy: sent there */
 	FT_C_MAX,
 };
 
@@ -115,6 +116,16 @@ struct splice_seen {
 
 #define FT_SPLICE_SEEN_ENTRIES (1 << 18)
 
+/* proxy: the shared splice address (single entry of `proxy_cfg`). A TCP
+ * packet to ssa:port with no splice belongs to the proxy owning the port's
+ * partition: `ssa_owner[port]` holds that proxy's address (0: this proxy,
+ * or unknown), and the packet is forwarded to it unchanged. */
+struct proxy_cfg {
+	__be32 ssa;
+	__u32 pad;
+};
+
+_Static_assert(sizeof(struct proxy_cfg) == 8, "proxy_cfg size");
 _Static_assert(sizeof(struct ts_seen_val) == 8, "ts_seen_val size");
 _Static_assert(sizeof(struct splice_seen) == 24, "splice_seen size");
 _Static_assert(sizeof(struct splice_key) == 12, "splice_key size");

@@ -192,8 +192,97 @@ static __noinline int ft_record_ts(struct __sk_buff *skb)
 	return 1;
 }
 #define FT_RECORD(skb) ft_record_ts(skb)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct proxy_cfg);
+} proxy_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __be32);
+} ssa_owner SEC(".maps");
+
+/* Scratch for the pre-splice redirect: the FIB lookup's 64 bytes do not
+ * fit the subprogram's stack. */
+struct ft_fwd_scratch {
+	struct bpf_fib_lookup fib;
+	struct bpf_redir_neigh nh;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ft_fwd_scratch);
+} fwd_scratch SEC(".maps");
+
+/* A packet matching no splice, sent to the SSA at a port of another
+ * proxy's partition (a backend's SYN-ACK or ACK of a connection that
+ * proxy is still splicing): forwarded to that proxy by FIB lookup of its
+ * address, headers unchanged. Returns the TC verdict, or -1 to go on to
+ * the stack. */
+static __noinline int ft_presplice(struct __sk_buff *skb)
+{
+	/* Map lookups first, packet reads after: nothing packet-derived
+	 * lives across a helper call, so the frame stays within 32 bytes. */
+	__u32 key = 0;
+	struct proxy_cfg *cfg = bpf_map_lookup_elem(&proxy_cfg, &key);
+	if (!cfg || !cfg->ssa)
+		return -1;
+	__be32 ssa = cfg->ssa;
+	struct ft_fwd_scratch *s = bpf_map_lookup_elem(&fwd_scratch, &key);
+	if (!s)
+		return -1;
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + FT_L3_OFF;
+	if ((void *)(ip + 1) > end || ip->daddr != ssa)
+		return -1;
+	struct tcphdr *tcp = (void *)ip + ((ip->ihl * 4) & 0x3c);
+	if ((void *)(tcp + 1) > end)
+		return -1;
+	__u64 *w = (__u64 *)&s->fib;
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(s->fib) / 8); i++)
+		w[i] = 0;
+	s->fib.family = AF_INET;
+	s->fib.l4_protocol = IPPROTO_TCP;
+	s->fib.tot_len = bpf_ntohs(ip->tot_len);
+	s->fib.ipv4_src = ip->saddr;
+	s->fib.ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
+	key = bpf_ntohs(tcp->dest);
+	__be32 *owner = bpf_map_lookup_elem(&ssa_owner, &key);
+	if (!owner || !*owner)
+		return -1;
+	s->fib.ipv4_dst = *owner;
+	long rc = bpf_fib_lookup(skb, &s->fib, sizeof(s->fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		bpf_skb_store_bytes(skb, 0, s->fib.dmac, ETH_ALEN, 0);
+		bpf_skb_store_bytes(skb, ETH_ALEN, s->fib.smac, ETH_ALEN, 0);
+		ft_count(FT_C_PRESPLICE_REDIRECT);
+		return bpf_redirect(s->fib.ifindex, 0);
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		__u64 *n = (__u64 *)&s->nh;
+		n[0] = 0;
+		n[1] = 0;
+		s->nh.nh_family = AF_INET;
+		/* The lookup rewrote ipv4_dst to the next hop. */
+		s->nh.ipv4_nh = s->fib.ipv4_dst;
+		ft_count(FT_C_PRESPLICE_REDIRECT);
+		return bpf_redirect_neigh(s->fib.ifindex, &s->nh, sizeof(s->nh), 0);
+	}
+	return -1;
+}
+#define FT_PRESPLICE(skb) ft_presplice(skb)
 #else
 #define FT_RECORD(skb) 0
+#define FT_PRESPLICE(skb) (-1)
 #endif
 
 /* The TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04) of a parsed packet, and
@@ -261,8 +350,12 @@ static __always_inline int ft_splice_skb(struct __sk_buff *skb)
 	struct ft_pkt p;
 	int why = ft_parse(skb, &p);
 	if (why != FT_PARSED) {
-		if (why == FT_C_NO_SPLICE)
+		if (why == FT_C_NO_SPLICE) {
 			FT_RECORD(skb);
+			int verdict = FT_PRESPLICE(skb);
+			if (verdict >= 0)
+				return verdict;
+		}
 		ft_count(why);
 		return TC_ACT_OK;
 	}

@@ -6,7 +6,7 @@
 //! lives (TCX links are released on drop).
 
 use crate::bpf_abi::{
-    Counter, LbCfg, LbSlot, SpliceKey, SpliceSeen, SpliceVal, TsSeenVal, LB_SLOTS,
+    Counter, LbCfg, LbSlot, ProxyCfg, SpliceKey, SpliceSeen, SpliceVal, TsSeenVal, LB_SLOTS,
 };
 use crate::objects::{AGENT_OBJ, LB_OBJ, PROXY_OBJ};
 use crate::splice_map;
@@ -14,7 +14,8 @@ use crate::{Error, Result};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray};
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::{Ebpf, TestRun as _, TestRunOptions};
-use core::net::SocketAddrV4;
+use core::net::{Ipv4Addr, SocketAddrV4};
+use core::ops::RangeInclusive;
 use ftsplice_proto::splice::{Splice, SpliceId};
 
 /// Deleting a missing key is fine.
@@ -208,6 +209,55 @@ impl SplicePlane {
             removed(map.remove(&k), "splices")?;
         }
         self.forget_seen(s.id)
+    }
+
+    /// Sets the shared splice address and which proxy owns which SSA ports
+    /// (proxy object only): packets to `ssa:port` matching no splice are
+    /// forwarded to the owner of `port`. Ports not listed (this proxy's)
+    /// go to the local stack.
+    pub fn set_ssa_owners(
+        &mut self,
+        ssa: Ipv4Addr,
+        owners: &[(RangeInclusive<u16>, Ipv4Addr)],
+    ) -> Result<()> {
+        {
+            let map = self
+                .ebpf
+                .map_mut("ssa_owner")
+                .ok_or(Error::Missing("map ssa_owner"))?;
+            let mut arr =
+                Array::<&mut MapData, u32>::try_from(map).map_err(|source| Error::Map {
+                    name: "ssa_owner",
+                    source,
+                })?;
+            for (range, owner) in owners {
+                let v = u32::from_ne_bytes(owner.octets());
+                for port in range.clone() {
+                    arr.set(u32::from(port), v, 0)
+                        .map_err(|source| Error::Map {
+                            name: "ssa_owner",
+                            source,
+                        })?;
+                }
+            }
+        }
+        let map = self
+            .ebpf
+            .map_mut("proxy_cfg")
+            .ok_or(Error::Missing("map proxy_cfg"))?;
+        let mut arr =
+            Array::<&mut MapData, ProxyCfg>::try_from(map).map_err(|source| Error::Map {
+                name: "proxy_cfg",
+                source,
+            })?;
+        let cfg = ProxyCfg {
+            ssa: ssa.octets(),
+            pad: 0,
+        };
+        arr.set(0, cfg, 0).map_err(|source| Error::Map {
+            name: "proxy_cfg",
+            source,
+        })
     }
 
     /// The latest TSval `ts_seen` holds for packets `src -> dst` (proxy

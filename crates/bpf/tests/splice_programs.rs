@@ -445,3 +445,52 @@ proptest! {
         prop_assert_eq!(a2, b2);
     }
 }
+
+#[test]
+fn presplice_packets_to_another_proxys_ssa_port_are_forwarded_to_it() {
+    if skip_unless_root("presplice_packets_to_another_proxys_ssa_port_are_forwarded_to_it") {
+        return;
+    }
+    const TC_ACT_REDIRECT: u32 = 7;
+    let ns = NetNs::new("pre").unwrap();
+    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
+        .unwrap();
+    ns.ip(&["addr", "add", "198.18.70.1/24", "dev", "d0"])
+        .unwrap();
+    for d in ["d0", "d1"] {
+        ns.ip(&["link", "set", d, "up"]).unwrap();
+    }
+    ns.ip(&[
+        "neigh",
+        "add",
+        "198.18.70.2",
+        "lladdr",
+        "02:00:00:00:00:09",
+        "dev",
+        "d0",
+        "nud",
+        "permanent",
+    ])
+    .unwrap();
+    ns.sysctl("net.ipv4.ip_forward", "1").unwrap();
+    ns.run(|| {
+        let mut p = SplicePlane::load(SpliceRole::Proxy).unwrap();
+        let ssa = Ipv4Addr::new(198, 18, 2, 1);
+        let owner = Ipv4Addr::new(198, 18, 70, 2);
+        p.set_ssa_owners(ssa, &[(50000..=50099, owner)]).unwrap();
+        let backend = sa([198, 18, 2, 20], 8080);
+        let theirs = Seg::new(backend, SocketAddrV4::new(ssa, 50001)).frame();
+        let r = p.test_run("proxy_ingress", &theirs).unwrap();
+        assert_eq!(r.retval, TC_ACT_REDIRECT);
+        assert_eq!(r.packet[..6], [2, 0, 0, 0, 0, 9], "to the owner's MAC");
+        assert_eq!(r.packet[14..], theirs[14..], "IP packet unchanged");
+        // This proxy's ports and other destinations go to the stack.
+        for dst in [SocketAddrV4::new(ssa, 40001), sa([198, 18, 0, 1], 50001)] {
+            let f = Seg::new(backend, dst).frame();
+            let r = p.test_run("proxy_ingress", &f).unwrap();
+            assert_eq!((r.retval, r.packet), (TC_ACT_OK, f));
+        }
+        assert_eq!(p.counters().unwrap().get(Counter::PresliceRedirect), 1);
+    })
+    .unwrap();
+}

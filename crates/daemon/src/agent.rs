@@ -34,7 +34,9 @@ pub fn control_config(cfg: &AgentConfig) -> ControlConfig {
             .collect(),
         psk: Some(cfg.replication.psk),
         teardown: TeardownConfig::default(),
-        seen_poll: Duration::from_secs(1),
+        seen_poll: Duration::from_millis(100),
+        peer_heartbeat: crate::proxy::daemon::PEER_HEARTBEAT,
+        epoch: crate::proxy::daemon::epoch(),
         agent_backend: Some(cfg.backend),
         ssa: None,
     }

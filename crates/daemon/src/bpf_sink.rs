@@ -6,7 +6,8 @@
 //! namespace; the programs are detached when the sink is dropped.
 
 use crate::sink::{Seen, SinkError, SpliceSink};
-use core::net::SocketAddrV4;
+use core::net::{Ipv4Addr, SocketAddrV4};
+use core::ops::RangeInclusive;
 use ftsplice_bpf::bpf_abi::{SEEN_FIN_C2S, SEEN_FIN_S2C, SEEN_RST};
 pub use ftsplice_bpf::SpliceRole as Role;
 use ftsplice_bpf::SpliceRole;
@@ -108,6 +109,17 @@ impl SpliceSink for BpfSink {
                 None
             }
         }
+    }
+
+    fn route_ssa(
+        &mut self,
+        ssa: Ipv4Addr,
+        owners: &[(RangeInclusive<u16>, Ipv4Addr)],
+    ) -> Result<(), SinkError> {
+        if self.plane.role() != SpliceRole::Proxy {
+            return Ok(());
+        }
+        self.plane.set_ssa_owners(ssa, owners).map_err(other)
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {

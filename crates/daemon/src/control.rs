@@ -5,11 +5,15 @@
 //! table. [`Control`] is the synchronous core (time passed in, datagrams
 //! out); [`run`] is its tokio loop.
 //!
-//! Peer liveness comes from replication traffic itself: every configured
-//! proxy peer counts as up at start (it is asked for a snapshot), a peer
-//! that exhausts a retransmission budget ([`ReplicatorEvent::GaveUp`]) goes
-//! down, and any authenticated message from a peer that is down brings it
-//! back up (with a fresh snapshot pull both ways).
+//! Peer liveness: proxies send each other (and their agents) heartbeats
+//! (`proto::heartbeat`, FTHB v1) on the replication socket, told apart from
+//! replication datagrams by their magic; a [`FailureDetector`] per node
+//! turns them into up/down events. A peer is up from its first heartbeat
+//! (its table is then pulled, and it pulls ours when it sees us), down
+//! after three missed beats, and down-then-up when it restarts (new epoch),
+//! so its replicas resync. Heartbeats are not authenticated: a forged one
+//! can only make a dead peer look alive (changes to it then wait for acks
+//! that never come, bounded by the retransmission budget).
 //!
 //! Agents (split-splice, `agent = true` peers) are receive-only: a proxy
 //! sends them its own creates and deletes (unacknowledged; a lost one only
@@ -22,6 +26,8 @@ use crate::metrics::{Counter, Gauge, Registry};
 use crate::proxy::ports::PortAllocator;
 use crate::sink::{Seen, SpliceSink};
 use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use ftsplice_proto::detector::{DetectorConfig, DetectorEvent, FailureDetector};
+use ftsplice_proto::heartbeat::{Heartbeat, HeartbeatSender};
 use ftsplice_proto::replication::codec::{Codec, DecodeError, Key};
 use ftsplice_proto::replication::{Message, Replicator, ReplicatorConfig, ReplicatorEvent};
 use ftsplice_proto::splice::{Direction, Splice, SpliceId};
@@ -60,6 +66,10 @@ pub struct ControlConfig {
     pub teardown: TeardownConfig,
     /// How often `splice_seen` is read.
     pub seen_poll: Duration,
+    /// Heartbeat period between peers (down after three missed).
+    pub peer_heartbeat: Duration,
+    /// Incarnation announced in heartbeats (differs between restarts).
+    pub epoch: u32,
     /// Agent mode: receive only, install only splices of this backend.
     pub agent_backend: Option<SocketAddrV4>,
     /// This proxy's SSA (ports of released splices go back to the pool).
@@ -169,6 +179,8 @@ pub struct Control {
     replicator: Replicator,
     teardown: Teardown,
     codec: Codec,
+    beats: Option<HeartbeatSender>,
+    detector: FailureDetector,
     sink: SharedSink,
     ports: Option<Arc<Mutex<PortAllocator>>>,
     /// Splices in the data plane, with what it had seen of each at the
@@ -189,11 +201,20 @@ impl Control {
         registry: &Registry,
     ) -> Control {
         let me = cfg.me;
-        let mut c = Control {
+        Control {
             peers: cfg.peers.iter().map(|p| (p.id, *p)).collect(),
             replicator: Replicator::new(ReplicatorConfig::new(me)),
             teardown: Teardown::new(now, me, cfg.teardown),
             codec: Codec::new(cfg.psk),
+            // Agents only listen.
+            beats: cfg
+                .agent_backend
+                .is_none()
+                .then(|| HeartbeatSender::new(now, me, cfg.epoch, cfg.peer_heartbeat, 100)),
+            detector: FailureDetector::new(DetectorConfig {
+                interval: cfg.peer_heartbeat,
+                missed: 3,
+            }),
             sink,
             ports,
             tracked: HashMap::new(),
@@ -202,17 +223,7 @@ impl Control {
             created: VecDeque::new(),
             metrics: Metrics::new(registry),
             cfg,
-        };
-        let proxies: Vec<ProxyId> = c
-            .peers
-            .values()
-            .filter(|p| !p.agent)
-            .map(|p| p.id)
-            .collect();
-        for p in proxies {
-            c.peer_up(now, p);
         }
-        c
     }
 
     fn is_agent(&self) -> bool {
@@ -234,10 +245,7 @@ impl Control {
 
     fn peer_down(&mut self, now: Instant, p: ProxyId) {
         if self.replicator.peers().any(|q| q == p) {
-            tracing::warn!(
-                peer = p.0,
-                "replication peer down: no answer within the retransmission budget"
-            );
+            tracing::warn!(peer = p.0, "replication peer down: heartbeats missed");
             self.replicator.handle_peer_down(p);
             if !self.is_agent() {
                 self.teardown.proxy_down(now, p);
@@ -295,8 +303,19 @@ impl Control {
         }
     }
 
-    /// One datagram from the replication socket.
+    /// One datagram from the replication socket: a peer's heartbeat or a
+    /// replication message.
     pub fn handle_datagram(&mut self, now: Instant, data: &[u8]) {
+        if data.starts_with(b"FTHB") {
+            match Heartbeat::decode(data) {
+                Ok(hb) if self.peers.get(&hb.id).is_some_and(|p| !p.agent) => {
+                    self.detector.handle_heartbeat(now, &hb)
+                }
+                Ok(_) => self.metrics.dropped("unknown_peer"),
+                Err(_) => self.metrics.dropped("bad_heartbeat"),
+            }
+            return;
+        }
         let env = match self.codec.decode(data) {
             Ok(env) => env,
             Err(e) => {
@@ -315,14 +334,15 @@ impl Control {
         };
         self.metrics.received.inc();
         if peer.agent {
-            // Agents only ask for snapshots (and ack what we send them).
-            if let Message::SnapshotRequest { from } = env.msg {
-                self.serve_snapshot(peer.id, from);
+            // Agents ask for snapshots, ack what we send them (ignored) and
+            // report the backend half they relay.
+            match env.msg {
+                Message::SnapshotRequest { from } => self.serve_snapshot(peer.id, from),
+                Message::Fin { id, dir } => self.teardown.handle_fin(now, id, dir),
+                Message::Activity { ids } => self.teardown.handle_activity(now, &ids),
+                _ => {}
             }
             return;
-        }
-        if !self.replicator.peers().any(|p| p == peer.id) {
-            self.peer_up(now, peer.id);
         }
         match env.msg {
             Message::Fin { id, dir } if !self.is_agent() => self.teardown.handle_fin(now, id, dir),
@@ -352,6 +372,12 @@ impl Control {
     /// The next deadline of any timer.
     pub fn poll_timeout(&self) -> Instant {
         let mut t = self.next_seen_poll;
+        if let Some(b) = &self.beats {
+            t = t.min(b.poll_timeout());
+        }
+        if let Some(d) = self.detector.poll_timeout() {
+            t = t.min(d);
+        }
         if let Some(r) = self.replicator.poll_timeout() {
             t = t.min(r);
         }
@@ -363,19 +389,29 @@ impl Control {
 
     /// Runs every timer that is due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.detector.handle_timeout(now);
+        if let Some(b) = self.beats.as_mut() {
+            b.handle_timeout(now);
+            if let Some(hb) = b.poll_transmit() {
+                let bytes = hb.encode();
+                for p in self.peers.values() {
+                    self.out.push_back((p.addr, bytes.to_vec()));
+                }
+            }
+        }
         self.replicator.handle_timeout(now);
         if now >= self.next_seen_poll {
             self.next_seen_poll = now + self.cfg.seen_poll;
-            if !self.is_agent() {
-                self.poll_seen(now);
-            }
+            self.poll_seen(now);
         }
         if !self.is_agent() {
             self.teardown.handle_timeout(now);
         }
     }
 
-    /// Feeds what the data plane relayed since the last poll to teardown.
+    /// Feeds what the data plane relayed since the last poll to teardown
+    /// (an agent reports it to the proxies instead: it relays the
+    /// backend's half, FINs included, which no proxy sees).
     fn poll_seen(&mut self, now: Instant) {
         let ids: Vec<SpliceId> = self.tracked.keys().copied().collect();
         let sink = lock(&self.sink);
@@ -394,6 +430,10 @@ impl Control {
             }
             entry.1 = new;
             let c2s = Direction::ClientToServer;
+            if self.is_agent() {
+                self.report_to_proxies(id, old, new);
+                continue;
+            }
             if new.rst && !old.rst {
                 self.teardown.handle_packet(now, id, c2s, false, true);
                 continue;
@@ -407,6 +447,35 @@ impl Control {
             }
             if new.packets != old.packets {
                 self.teardown.handle_packet(now, id, c2s, false, false);
+            }
+        }
+    }
+
+    /// An agent's report of what it relayed: FIN notices (a RST counts as
+    /// FINs both ways: the proxies' linger then ends the splice) and
+    /// activity, to every proxy that is up.
+    fn report_to_proxies(&mut self, id: SpliceId, old: Seen, new: Seen) {
+        let mut msgs = Vec::new();
+        let rst = new.rst && !old.rst;
+        if rst || (new.fin_c2s && !old.fin_c2s) {
+            msgs.push(Message::Fin {
+                id,
+                dir: Direction::ClientToServer,
+            });
+        }
+        if rst || (new.fin_s2c && !old.fin_s2c) {
+            msgs.push(Message::Fin {
+                id,
+                dir: Direction::ServerToClient,
+            });
+        }
+        if new.packets != old.packets {
+            msgs.push(Message::Activity { ids: vec![id] });
+        }
+        let up: Vec<ProxyId> = self.replicator.peers().collect();
+        for m in &msgs {
+            for &p in &up {
+                self.send(p, m);
             }
         }
     }
@@ -434,17 +503,27 @@ impl Control {
     pub fn process(&mut self, now: Instant) {
         loop {
             let mut progress = false;
-            while let Some((to, msg)) = self.replicator.poll_transmit() {
-                progress = true;
-                self.send(to, &msg);
-            }
+            // Events first: a replica is in the data plane before its ack
+            // leaves.
             while let Some(ev) = self.replicator.poll_event() {
                 progress = true;
                 self.on_replicator_event(now, ev);
             }
+            while let Some((to, msg)) = self.replicator.poll_transmit() {
+                progress = true;
+                self.send(to, &msg);
+            }
             while let Some(a) = self.teardown.poll_action() {
                 progress = true;
                 self.on_teardown(now, a);
+            }
+            while let Some(ev) = self.detector.poll_event() {
+                progress = true;
+                match ev {
+                    DetectorEvent::ProxyUp { id, .. } => self.peer_up(now, id),
+                    DetectorEvent::ProxyDown { id } => self.peer_down(now, id),
+                    DetectorEvent::WeightChanged { .. } => {}
+                }
             }
             if !progress {
                 break;
@@ -503,8 +582,11 @@ impl Control {
                 );
             }
             ReplicatorEvent::GaveUp { id, peer } => {
-                tracing::warn!(peer = peer.0, splice = id.0, "peer did not answer");
-                self.peer_down(now, peer);
+                tracing::warn!(
+                    peer = peer.0,
+                    splice = id.0,
+                    "peer heartbeats but did not answer within the retransmission budget"
+                );
             }
         }
     }
@@ -612,5 +694,380 @@ pub async fn run(mut ctl: Control, sock: Option<UdpSocket>, mut cmds: mpsc::Rece
                 ctl.handle_timeout(crate::clock::now());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ftsplice_proto::splice::WindowScales;
+    use std::collections::BTreeMap;
+
+    const KEY: Key = [7; 32];
+    const SSA: Ipv4Addr = Ipv4Addr::new(198, 18, 9, 9);
+
+    /// An in-memory data plane whose `seen` the test sets.
+    #[derive(Default)]
+    struct MemState {
+        installed: BTreeMap<SpliceId, Splice>,
+        seen: HashMap<SpliceId, Seen>,
+    }
+
+    #[derive(Clone, Default)]
+    struct MemSink(Arc<Mutex<MemState>>);
+
+    impl MemSink {
+        fn ids(&self) -> Vec<SpliceId> {
+            self.0.lock().unwrap().installed.keys().copied().collect()
+        }
+        fn set_seen(&self, id: SpliceId, s: Seen) {
+            self.0.lock().unwrap().seen.insert(id, s);
+        }
+    }
+
+    impl SpliceSink for MemSink {
+        fn install(&mut self, s: &Splice) -> Result<(), crate::sink::SinkError> {
+            self.0.lock().unwrap().installed.insert(s.id, s.clone());
+            Ok(())
+        }
+        fn hold(&mut self, s: &Splice) -> Result<(), crate::sink::SinkError> {
+            self.install(s)
+        }
+        fn remove(&mut self, id: SpliceId) -> Result<(), crate::sink::SinkError> {
+            let mut st = self.0.lock().unwrap();
+            st.installed.remove(&id);
+            st.seen.remove(&id);
+            Ok(())
+        }
+        fn ts_seen(&self, _: SocketAddrV4, _: SocketAddrV4) -> Option<u32> {
+            None
+        }
+        fn forget_ts(&mut self, _: SocketAddrV4, _: SocketAddrV4) {}
+        fn seen(&self, id: SpliceId) -> Option<Seen> {
+            self.0.lock().unwrap().seen.get(&id).copied()
+        }
+        fn counters(&self) -> Vec<(&'static str, u64)> {
+            Vec::new()
+        }
+        fn kind(&self) -> &'static str {
+            "memory"
+        }
+    }
+
+    fn addr(id: u16) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 18, 8, id as u8), 7100))
+    }
+
+    struct Node {
+        ctl: Control,
+        sink: MemSink,
+        ports: Arc<Mutex<PortAllocator>>,
+        addr: SocketAddr,
+        metrics: Registry,
+    }
+
+    fn node(me: u16, peers: &[(u16, bool)], key: Key, agent_backend: Option<SocketAddrV4>) -> Node {
+        let cfg = ControlConfig {
+            me: ProxyId(me),
+            peers: peers
+                .iter()
+                .map(|&(id, agent)| Peer {
+                    id: ProxyId(id),
+                    addr: addr(id),
+                    agent,
+                })
+                .collect(),
+            psk: Some(key),
+            teardown: TeardownConfig {
+                linger: Duration::from_millis(100),
+                idle: Duration::from_secs(5),
+                tick: Duration::from_millis(10),
+                ..TeardownConfig::default()
+            },
+            seen_poll: Duration::from_millis(10),
+            peer_heartbeat: Duration::from_millis(10),
+            epoch: u32::from(me),
+            agent_backend,
+            ssa: Some(SSA),
+        };
+        let sink = MemSink::default();
+        let shared: SharedSink = Arc::new(Mutex::new(Box::new(sink.clone())));
+        let ports = Arc::new(Mutex::new(PortAllocator::new(
+            40000 + me * 100..=40000 + me * 100 + 99,
+        )));
+        let metrics = Registry::new();
+        let ctl = Control::new(Instant::ZERO, cfg, shared, Some(ports.clone()), &metrics);
+        Node {
+            ctl,
+            sink,
+            ports,
+            addr: addr(me),
+            metrics,
+        }
+    }
+
+    /// Runs every node's timers at `now` and delivers datagrams until the
+    /// network is quiet.
+    fn step(now: Instant, nodes: &mut [&mut Node]) {
+        for n in nodes.iter_mut() {
+            n.ctl.handle_timeout(now);
+        }
+        for _ in 0..100 {
+            let mut moved = false;
+            let mut inflight = Vec::new();
+            for n in nodes.iter_mut() {
+                n.ctl.process(now);
+                while let Some(d) = n.ctl.poll_transmit() {
+                    inflight.push(d);
+                }
+            }
+            for (to, bytes) in inflight {
+                if let Some(n) = nodes.iter_mut().find(|n| n.addr == to) {
+                    moved = true;
+                    n.ctl.handle_datagram(now, &bytes);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("replication never went quiet");
+    }
+
+    fn run(from_ms: u64, to_ms: u64, nodes: &mut [&mut Node]) -> Instant {
+        let mut t = from_ms;
+        while t <= to_ms {
+            step(Instant::from_millis(t), nodes);
+            t += 5;
+        }
+        Instant::from_millis(to_ms)
+    }
+
+    fn splice(creator: u16, n: u64, port: u16, backend: u8) -> Splice {
+        let sa = |a: [u8; 4], p| SocketAddrV4::new(Ipv4Addr::from(a), p);
+        Splice {
+            id: SpliceId::compose(ProxyId(creator), n),
+            version: 1,
+            client: sa([198, 18, 1, n as u8], 5000),
+            vip: sa([198, 18, 0, 10], 80),
+            ssa: SocketAddrV4::new(SSA, port),
+            backend: sa([198, 18, 3, backend], 80),
+            seq_delta: 7,
+            ack_delta: 9,
+            ts: None,
+            wscale: WindowScales::default(),
+            sack_ok: true,
+        }
+    }
+
+    fn metric(r: &Registry, series: &str) -> i64 {
+        r.render()
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn peers_come_up_by_heartbeats_and_a_create_is_acked_and_installed() {
+        let mut a = node(1, &[(2, false)], KEY, None);
+        let mut b = node(2, &[(1, false)], KEY, None);
+        let now = run(0, 50, &mut [&mut a, &mut b]);
+        assert_eq!(metric(&a.metrics, "ftsplice_replication_peers_up "), 1);
+        let port = a.ports.lock().unwrap().allocate().unwrap();
+        let s = splice(1, 1, port, 2);
+        a.ctl.create(now, s.clone()).unwrap();
+        step(now, &mut [&mut a, &mut b]);
+        assert_eq!(a.ctl.poll_created(), Some((s.id, Some(ProxyId(2)))));
+        assert_eq!(a.sink.ids(), [s.id]);
+        assert_eq!(b.sink.ids(), [s.id], "the replica is in B's data plane");
+    }
+
+    #[test]
+    fn fins_both_ways_delete_everywhere_after_the_linger_and_free_the_port() {
+        let mut a = node(1, &[(2, false)], KEY, None);
+        let mut b = node(2, &[(1, false)], KEY, None);
+        let now = run(0, 50, &mut [&mut a, &mut b]);
+        let port = a.ports.lock().unwrap().allocate().unwrap();
+        let s = splice(1, 1, port, 2);
+        a.ctl.create(now, s.clone()).unwrap();
+        step(now, &mut [&mut a, &mut b]);
+        // A relays the client's FIN, B the backend's.
+        a.sink.set_seen(
+            s.id,
+            Seen {
+                packets: 10,
+                fin_c2s: true,
+                ..Seen::default()
+            },
+        );
+        b.sink.set_seen(
+            s.id,
+            Seen {
+                packets: 4,
+                fin_s2c: true,
+                ..Seen::default()
+            },
+        );
+        run(55, 120, &mut [&mut a, &mut b]);
+        assert_eq!(a.sink.ids(), [s.id], "kept during the linger");
+        run(125, 300, &mut [&mut a, &mut b]);
+        assert!(a.sink.ids().is_empty() && b.sink.ids().is_empty());
+        assert_eq!(a.ports.lock().unwrap().in_use(), 0, "port released");
+        let deleted = metric(
+            &a.metrics,
+            "ftsplice_splices_deleted_total{reason=\"closed\"}",
+        ) + metric(
+            &b.metrics,
+            "ftsplice_splices_deleted_total{reason=\"closed\"}",
+        );
+        assert_eq!(deleted, 1, "exactly one owner deletes");
+    }
+
+    #[test]
+    fn a_reset_deletes_at_once_and_idle_splices_expire() {
+        let mut a = node(1, &[], KEY, None);
+        let now = run(0, 10, &mut [&mut a]);
+        let (p1, p2) = {
+            let mut p = a.ports.lock().unwrap();
+            (p.allocate().unwrap(), p.allocate().unwrap())
+        };
+        let (s1, s2) = (splice(1, 1, p1, 2), splice(1, 2, p2, 2));
+        a.ctl.create(now, s1.clone()).unwrap();
+        a.ctl.create(now, s2.clone()).unwrap();
+        step(now, &mut [&mut a]);
+        assert_eq!(
+            a.ctl.poll_created(),
+            Some((s1.id, None)),
+            "no peers: no ack"
+        );
+        a.sink.set_seen(
+            s1.id,
+            Seen {
+                packets: 3,
+                rst: true,
+                ..Seen::default()
+            },
+        );
+        run(15, 40, &mut [&mut a]);
+        assert_eq!(a.sink.ids(), [s2.id]);
+        assert_eq!(
+            metric(
+                &a.metrics,
+                "ftsplice_splices_deleted_total{reason=\"reset\"}"
+            ),
+            1
+        );
+        // No packet for the idle time (5 s): gone.
+        run(4000, 5100, &mut [&mut a]);
+        assert!(a.sink.ids().is_empty());
+        assert_eq!(
+            metric(
+                &a.metrics,
+                "ftsplice_splices_deleted_total{reason=\"idle\"}"
+            ),
+            1
+        );
+        assert_eq!(a.ports.lock().unwrap().in_use(), 0);
+    }
+
+    #[test]
+    fn a_wrong_key_is_refused_and_counted() {
+        let mut a = node(1, &[(2, false)], KEY, None);
+        let mut b = node(2, &[(1, false)], [8; 32], None);
+        let now = run(0, 50, &mut [&mut a, &mut b]);
+        let s = splice(1, 1, 40100, 2);
+        a.ctl.create(now, s.clone()).unwrap();
+        run(50, 3000, &mut [&mut a, &mut b]);
+        assert!(b.sink.ids().is_empty());
+        assert!(
+            metric(
+                &b.metrics,
+                "ftsplice_replication_dropped_total{reason=\"auth\"}"
+            ) > 0
+        );
+        // B never acks; A gives up after its retransmission budget.
+        assert_eq!(a.ctl.poll_created(), Some((s.id, None)));
+    }
+
+    #[test]
+    fn a_silent_peer_goes_down_and_its_restart_resyncs() {
+        let mut a = node(1, &[(2, false)], KEY, None);
+        let mut b = node(2, &[(1, false)], KEY, None);
+        let now = run(0, 50, &mut [&mut a, &mut b]);
+        let s = splice(1, 1, 40100, 2);
+        a.ctl.create(now, s.clone()).unwrap();
+        step(now, &mut [&mut a, &mut b]);
+        // B dies: A alone for a while.
+        run(55, 200, &mut [&mut a]);
+        assert_eq!(metric(&a.metrics, "ftsplice_replication_peers_up "), 0);
+        // B restarts empty (new epoch) and pulls A's table.
+        let mut b2 = node(2, &[(1, false)], KEY, None);
+        b2.ctl.cfg.epoch = 99;
+        b2.ctl.beats = Some(HeartbeatSender::new(
+            Instant::from_millis(200),
+            ProxyId(2),
+            99,
+            Duration::from_millis(10),
+            100,
+        ));
+        drop(b);
+        run(200, 300, &mut [&mut a, &mut b2]);
+        assert_eq!(metric(&a.metrics, "ftsplice_replication_peers_up "), 1);
+        assert_eq!(b2.sink.ids(), [s.id], "snapshot pulled on join");
+    }
+
+    #[test]
+    fn an_agent_gets_only_its_backends_splices() {
+        let backend = SocketAddrV4::new(Ipv4Addr::new(198, 18, 3, 2), 80);
+        let mut a = node(1, &[(100, true)], KEY, None);
+        // Two splices exist before the agent starts (snapshot), one after
+        // (create sent to the agent).
+        let now = run(0, 20, &mut [&mut a]);
+        let mine = splice(1, 1, 40100, 2);
+        let other = splice(1, 2, 40101, 3);
+        a.ctl.create(now, mine.clone()).unwrap();
+        a.ctl.create(now, other.clone()).unwrap();
+        step(now, &mut [&mut a]);
+        // Acks come only from proxies: with none, creations end unacked.
+        assert_eq!(a.ctl.poll_created(), Some((mine.id, None)));
+        let mut agent = node(100, &[(1, false)], KEY, Some(backend));
+        let now = run(25, 80, &mut [&mut a, &mut agent]);
+        assert_eq!(agent.sink.ids(), [mine.id]);
+        let later = splice(1, 3, 40102, 2);
+        a.ctl.create(now, later.clone()).unwrap();
+        step(now, &mut [&mut a, &mut agent]);
+        assert_eq!(agent.sink.ids(), [mine.id, later.id]);
+        // A's teardown of `mine` reaches the agent.
+        a.sink.set_seen(
+            mine.id,
+            Seen {
+                packets: 1,
+                rst: true,
+                ..Seen::default()
+            },
+        );
+        run(85, 120, &mut [&mut a, &mut agent]);
+        assert_eq!(agent.sink.ids(), [later.id]);
+        // Split splice: only the agent sees the backend's FIN; it tells
+        // the proxy, whose teardown then ends the splice everywhere.
+        a.sink.set_seen(
+            later.id,
+            Seen {
+                packets: 5,
+                fin_c2s: true,
+                ..Seen::default()
+            },
+        );
+        agent.sink.set_seen(
+            later.id,
+            Seen {
+                packets: 9,
+                fin_s2c: true,
+                ..Seen::default()
+            },
+        );
+        run(125, 400, &mut [&mut a, &mut agent]);
+        assert_eq!(a.sink.ids(), [other.id], "proxy deleted after the linger");
+        assert!(agent.sink.ids().is_empty());
     }
 }

@@ -3,7 +3,8 @@
 //! The BPF implementation is [`crate::bpf_sink::BpfSink`]; without it a
 //! daemon has [`NoDataPlane`] and refuses to splice rather than pretend.
 
-use core::net::SocketAddrV4;
+use core::net::{Ipv4Addr, SocketAddrV4};
+use core::ops::RangeInclusive;
 use ftsplice_proto::splice::{Splice, SpliceId};
 
 /// Why the data plane refused an operation.
@@ -42,6 +43,16 @@ pub trait SpliceSink: Send {
     fn forget_ts(&mut self, src: SocketAddrV4, dst: SocketAddrV4);
     /// What was relayed of splice `id` (`None`: nothing yet, or unknown).
     fn seen(&self, id: SpliceId) -> Option<Seen>;
+    /// Packets to `ssa:port` that match no splice go to the proxy owning
+    /// `port` (another proxy's partition, at that proxy's address); ports
+    /// not listed are this node's. A no-op for data planes without it.
+    fn route_ssa(
+        &mut self,
+        _ssa: Ipv4Addr,
+        _owners: &[(RangeInclusive<u16>, Ipv4Addr)],
+    ) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// Data-plane packet counters by reason, for metrics.
     fn counters(&self) -> Vec<(&'static str, u64)>;
     /// Short name for logs and metrics.

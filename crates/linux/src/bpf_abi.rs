@@ -85,6 +85,16 @@ pub struct SpliceSeen {
 /// Capacity of `splice_seen`.
 pub const SPLICE_SEEN_ENTRIES: u32 = 1 << 18;
 
+/// The proxy's shared splice address, single entry of `proxy_cfg`: a TCP
+/// packet to `ssa:port` matching no splice is forwarded to the proxy whose
+/// address `ssa_owner[port]` holds (0: this proxy, or unknown).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct ProxyCfg {
+    pub ssa: [u8; 4],
+    pub pad: u32,
+}
+
 /// Capacity of the lb slot table.
 pub const LB_SLOTS: usize = 256;
 pub const LB_MODE_FLOW: u32 = 0;
@@ -119,6 +129,8 @@ unsafe impl aya::Pod for SpliceVal {}
 unsafe impl aya::Pod for LbSlot {}
 // SAFETY: as above; 8 bytes with no padding.
 unsafe impl aya::Pod for TsSeenVal {}
+// SAFETY: as above; 8 bytes with no padding.
+unsafe impl aya::Pod for ProxyCfg {}
 // SAFETY: as above; 24 bytes with no padding.
 unsafe impl aya::Pod for SpliceSeen {}
 // SAFETY: as above; 16 bytes with no padding.
@@ -129,6 +141,7 @@ const _: () = assert!(core::mem::size_of::<SpliceVal>() == 48);
 const _: () = assert!(core::mem::size_of::<LbSlot>() == 16);
 const _: () = assert!(core::mem::size_of::<LbCfg>() == 16);
 const _: () = assert!(core::mem::size_of::<TsSeenVal>() == 8);
+const _: () = assert!(core::mem::size_of::<ProxyCfg>() == 8);
 const _: () = assert!(core::mem::size_of::<SpliceSeen>() == 24);
 
 /// Indices of the per-CPU `counters` array (`enum ft_counter`).
@@ -155,11 +168,13 @@ pub enum Counter {
     SlowBadTcpHeader,
     /// A pure ACK or RST of a splice on hold went to the stack.
     HoldPass,
+    /// To an SSA port of another proxy's partition: forwarded there.
+    PresliceRedirect,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 18;
-    pub const ALL: [Counter; 18] = [
+    pub const COUNT: u32 = 19;
+    pub const ALL: [Counter; 19] = [
         Counter::NotIpv4,
         Counter::NotTcp,
         Counter::Fragment,
@@ -178,6 +193,7 @@ impl Counter {
         Counter::SlowBadIpHeader,
         Counter::SlowBadTcpHeader,
         Counter::HoldPass,
+        Counter::PresliceRedirect,
     ];
 
     /// Stable lowercase name for metrics.
@@ -201,6 +217,7 @@ impl Counter {
             Counter::SlowBadIpHeader => "slow_bad_ip_header",
             Counter::SlowBadTcpHeader => "slow_bad_tcp_header",
             Counter::HoldPass => "hold_pass",
+            Counter::PresliceRedirect => "presplice_redirect",
         }
     }
 }

@@ -28,6 +28,8 @@
 //! [[replication.peers]]
 //! id = 2
 //! addr = "198.18.2.2:7100"
+//! ssa_ports = "45000-49999"      # its partition: pre-splice packets to
+//!                                # these SSA ports are forwarded to it
 //! [[replication.peers]]          # a backend's split-splice agent:
 //! id = 100                       # gets creates/deletes, never counts
 //! addr = "198.18.3.2:7100"       # as the ack a creation waits for
@@ -99,6 +101,8 @@ pub struct ReplicationPeer {
     pub addr: SocketAddrV4,
     /// A split-splice agent (receive-only), not a proxy.
     pub agent: bool,
+    /// The peer proxy's partition of SSA ports, if given.
+    pub ssa_ports: Option<RangeInclusive<u16>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -237,6 +241,7 @@ struct RawPeer {
     addr: Spanned<String>,
     #[serde(default)]
     agent: bool,
+    ssa_ports: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -326,6 +331,26 @@ impl ProxyConfig {
             .as_ref()
             .map(|r| validate_replication(src, r, id))
             .transpose()?;
+        if let (Some(r), Some(rr)) = (&replication, &raw.replication) {
+            for (p, raw_p) in r.peers.iter().zip(&rr.peers) {
+                let Some(theirs) = &p.ssa_ports else { continue };
+                if theirs.start() <= ssa_ports.end() && ssa_ports.start() <= theirs.end() {
+                    let span = raw_p.ssa_ports.as_ref().map_or(0..0, |v| v.span());
+                    return Err(src.err(
+                        span,
+                        "replication.peers.ssa_ports",
+                        format!(
+                            "peer {}'s ports {}-{} overlap this proxy's {}-{}",
+                            p.id,
+                            theirs.start(),
+                            theirs.end(),
+                            ssa_ports.start(),
+                            ssa_ports.end()
+                        ),
+                    ));
+                }
+            }
+        }
         let pools = validate_pools(src, &raw.pool)?;
         let names: BTreeSet<&str> = pools.iter().map(|p| p.name.as_str()).collect();
         let mut routes = Vec::new();
@@ -498,6 +523,11 @@ pub(crate) fn validate_replication(
             id,
             addr: service_addr(src, &p.addr, "replication.peers.addr")?,
             agent: p.agent,
+            ssa_ports: p
+                .ssa_ports
+                .as_ref()
+                .map(|v| port_range(src, v, "replication.peers.ssa_ports"))
+                .transpose()?,
         });
     }
     Ok(ReplicationConfig {

@@ -24,6 +24,16 @@ use tokio::net::{TcpListener, UdpSocket};
 /// are copied to the metrics.
 const SEEN_POLL: Duration = Duration::from_millis(100);
 
+/// Heartbeat period between proxy peers (down after 3 missed).
+pub const PEER_HEARTBEAT: Duration = Duration::from_millis(50);
+
+/// An incarnation number for heartbeats: differs between restarts.
+pub fn epoch() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| (d.as_millis() & 0xffff_ffff) as u32)
+}
+
 /// The control-loop settings of a proxy config.
 pub fn control_config(cfg: &ProxyConfig) -> ControlConfig {
     ControlConfig {
@@ -50,6 +60,8 @@ pub fn control_config(cfg: &ProxyConfig) -> ControlConfig {
             ..TeardownConfig::default()
         },
         seen_poll: SEEN_POLL.min(cfg.teardown.tick),
+        peer_heartbeat: PEER_HEARTBEAT,
+        epoch: epoch(),
         agent_backend: None,
         ssa: Some(cfg.ssa),
     }
@@ -117,6 +129,16 @@ pub fn check_forwarding() {
 pub async fn run(cfg: ProxyConfig, sink: Box<dyn SpliceSink>, metrics: Registry) -> Result<()> {
     check_forwarding();
     let cfg = Arc::new(cfg);
+    let mut sink = sink;
+    let owners: Vec<_> = cfg
+        .replication
+        .iter()
+        .flat_map(|r| &r.peers)
+        .filter(|p| !p.agent)
+        .filter_map(|p| p.ssa_ports.clone().map(|r| (r, *p.addr.ip())))
+        .collect();
+    sink.route_ssa(cfg.ssa, &owners)
+        .map_err(|e| anyhow::anyhow!("configuring pre-splice forwarding: {e}"))?;
     let sink: SharedSink = Arc::new(Mutex::new(sink));
     let ports = Arc::new(Mutex::new(PortAllocator::new(cfg.ssa_ports.clone())));
     start_metrics(cfg.metrics, &metrics).await?;
@@ -142,13 +164,10 @@ pub async fn run(cfg: ProxyConfig, sink: Box<dyn SpliceSink>, metrics: Registry)
         let sock = UdpSocket::bind("0.0.0.0:0")
             .await
             .context("binding the heartbeat socket")?;
-        let epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs() as u32);
         let sender = HeartbeatSender::new(
             crate::clock::now(),
             ProxyId(cfg.id),
-            epoch,
+            epoch(),
             hb.interval,
             hb.workload,
         );

@@ -7,7 +7,7 @@
 #![allow(clippy::disallowed_methods)] // real sockets: waits on the wall clock
 
 use ftsplice_daemon::bpf_sink::{BpfSink, Role};
-use ftsplice_daemon::config::{ProxyConfig, Source};
+use ftsplice_daemon::config::{AgentConfig, ProxyConfig, Source};
 use ftsplice_daemon::metrics::Registry;
 use ftsplice_linux::NetNs;
 use sha2::{Digest, Sha256};
@@ -43,11 +43,27 @@ pub struct ProxyGuard {
     pub metrics: Registry,
 }
 
+/// Which daemon a guard runs.
+enum Daemon {
+    Proxy(Box<ProxyConfig>),
+    Agent(AgentConfig),
+}
+
 impl ProxyGuard {
     pub fn start(ns: &NetNs, toml: &str) -> ProxyGuard {
         let cfg = ProxyConfig::from_source(&Source::new("test-proxy.toml", toml)).unwrap();
+        Self::run(ns, Daemon::Proxy(Box::new(cfg)))
+    }
+
+    /// A split-splice agent instead of a proxy.
+    pub fn start_agent(ns: &NetNs, toml: &str) -> ProxyGuard {
+        let cfg = AgentConfig::from_source(&Source::new("test-agent.toml", toml)).unwrap();
+        Self::run(ns, Daemon::Agent(cfg))
+    }
+
+    fn run(ns: &NetNs, daemon: Daemon) -> ProxyGuard {
         // Logs go to the test's stderr (shown for failing tests).
-        ftsplice_daemon::logging::init(&cfg.log);
+        ftsplice_daemon::logging::init(&Default::default());
         let metrics = Registry::new();
         let m = metrics.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -59,16 +75,26 @@ impl ProxyGuard {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let sink = match BpfSink::attach(Role::Proxy, &cfg.interfaces) {
-                    Ok(s) => s,
+                let (role, ifs) = match &daemon {
+                    Daemon::Proxy(c) => (Role::Proxy, c.interfaces.clone()),
+                    Daemon::Agent(c) => (Role::Agent, c.interfaces.clone()),
+                };
+                let sink = match BpfSink::attach(role, &ifs) {
+                    Ok(s) => Box::new(s),
                     Err(e) => {
                         let _ = ready_tx.send(());
                         return Err(anyhow::anyhow!("{e}"));
                     }
                 };
                 let _ = ready_tx.send(());
+                let run = async move {
+                    match daemon {
+                        Daemon::Proxy(c) => ftsplice_daemon::proxy::daemon::run(*c, sink, m).await,
+                        Daemon::Agent(c) => ftsplice_daemon::agent::run(c, sink, m).await,
+                    }
+                };
                 tokio::select! {
-                    r = ftsplice_daemon::proxy::daemon::run(cfg, Box::new(sink), m) => r,
+                    r = run => r,
                     _ = rx => Ok(()),
                 }
             })
@@ -113,6 +139,20 @@ impl ProxyGuard {
             assert!(
                 Instant::now() < deadline,
                 "{series} stayed below {at_least}:\n{}",
+                self.metrics.render()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl ProxyGuard {
+    pub fn wait_metric_at_most(&self, series: &str, at_most: i64, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.metric(series) > at_most {
+            assert!(
+                Instant::now() < deadline,
+                "{series} stayed above {at_most}:\n{}",
                 self.metrics.render()
             );
             std::thread::sleep(Duration::from_millis(5));
