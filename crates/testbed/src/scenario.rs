@@ -339,13 +339,27 @@ fn split_splice(o: &Options) -> Result<Report> {
     sys.check()?;
     // Responses must really have bypassed the proxies: the agents
     // translated them.
-    let translated: f64 = (0..sys.plan.backends)
-        .filter_map(|b| {
-            let addr = SocketAddrV4::new(sys.plan.backend(b), crate::system::plan::METRICS_PORT);
-            let m = crate::system::scrape(sys.ns(sys.nodes.backends[b]), addr)?;
-            crate::system::metric_with(&m, "ftsplice_dataplane_packets", "reason=\"translated\"")
-        })
-        .sum();
+    // The agents publish their data-plane counters periodically: poll.
+    let agents_translated = |sys: &System| -> f64 {
+        (0..sys.plan.backends)
+            .filter_map(|b| {
+                let addr =
+                    SocketAddrV4::new(sys.plan.backend(b), crate::system::plan::METRICS_PORT);
+                let m = crate::system::scrape(sys.ns(sys.nodes.backends[b]), addr)?;
+                crate::system::metric_with(
+                    &m,
+                    "ftsplice_dataplane_packets",
+                    "reason=\"translated\"",
+                )
+            })
+            .sum::<f64>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut translated = agents_translated(&sys);
+    while translated == 0.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        translated = agents_translated(&sys);
+    }
     if translated == 0.0 {
         bail!("split-splice: the agents translated no packet (responses went through the proxies)");
     }
