@@ -71,17 +71,18 @@ enum ft_counter {
 	FT_C_MAX,
 };
 
-/* lb: one slot of the proxy table; the control plane repeats a proxy in
- * proportion to its weight W_i / sum(W). */
+/* lb: one slot of the proxy table, filled from proto::lb::SlotTable (each
+ * proxy holds about W_i / sum(W) of the slots). */
 struct lb_slot {
 	__u8 dmac[6]; /* the proxy's MAC */
 	__u8 smac[6]; /* our MAC on the egress interface */
 	__u32 ifindex; /* egress interface (== ingress: XDP_TX) */
 };
 
-#define FT_LB_SLOTS 256
-#define FT_LB_MODE_FLOW 0  /* flow hash: a connection sticks to one proxy */
-#define FT_LB_MODE_SPRAY 1 /* bursts of `burst` packets round the table */
+#define FT_LB_SLOTS 4096    /* == proto::lb::SLOTS */
+#define FT_LB_MODE_FLOW 0   /* flow hash: a connection sticks to one proxy */
+#define FT_LB_MODE_SPRAY 1  /* bursts of `burst` packets round the table */
+#define FT_LB_MODE_RANDOM 2 /* per packet, a random slot (paper 5.1) */
 
 struct lb_cfg {
 	__be32 vip;

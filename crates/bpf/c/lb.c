@@ -1,7 +1,13 @@
 /* Stateless load balancer (XDP): packets for the service address are sent
  * to a live proxy chosen from a slot table the control plane fills in
  * proportion to the proxies' workload factors. Only the Ethernet addresses
- * change; the proxies own the service address too. */
+ * change; the proxies own the service address too.
+ *
+ * The flow hash and the slot index are exactly proto::hash::flow_hash and
+ * proto::lb::SlotTable::slot_of, and the control plane fills the table from
+ * proto::lb::SlotTable, so this program, the simulator's lb and the
+ * pre-splice owner rule (proto::owner::client_owner) agree on the proxy of
+ * every connection (crates/bpf/tests/lb_program.rs checks it). */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
@@ -46,22 +52,22 @@ static __always_inline void ft_count(__u32 c)
 		*n += 1;
 }
 
-/* The flow hash; mirrored by ftsplice_bpf::lb::flow_hash. */
-static __always_inline __u32 ft_flow_hash(__u32 saddr, __u32 daddr, __u32 ports)
+/* proto::hash::mix64 (the SplitMix64 finalizer). */
+static __always_inline __u64 ft_mix64(__u64 x)
 {
-	__u32 h = 0x9e3779b9;
-	h ^= saddr;
-	h *= 0x85ebca6b;
-	h ^= h >> 13;
-	h ^= daddr;
-	h *= 0xc2b2ae35;
-	h ^= h >> 16;
-	h ^= ports;
-	h *= 0x85ebca6b;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35;
-	h ^= h >> 16;
-	return h;
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* proto::hash::flow_hash of (saddr:sport -> daddr:dport), host order. */
+static __always_inline __u64 ft_flow_hash(__u32 saddr, __u16 sport, __u32 daddr, __u16 dport)
+{
+	__u64 a = ((__u64)saddr << 16) | sport;
+	__u64 b = ((__u64)daddr << 16) | dport;
+	b = (b << 17) | (b >> 47);
+	return ft_mix64(ft_mix64(a) ^ b);
 }
 
 SEC("xdp")
@@ -87,27 +93,35 @@ int lb(struct xdp_md *ctx)
 	}
 	__u32 n = cfg->nslots;
 	if (n == 0 || n > FT_LB_SLOTS) {
+		/* No live proxy (or standby): drop TCP, which the clients
+		 * retransmit, rather than let a stack that owns the address
+		 * reset the connections. */
 		ft_count(FT_C_LB_NO_PROXY);
-		return XDP_PASS;
+		return ip->protocol == IPPROTO_TCP ? XDP_DROP : XDP_PASS;
 	}
-	__u32 pick;
-	if (cfg->mode == FT_LB_MODE_SPRAY) {
+	__u64 pick;
+	if (cfg->mode == FT_LB_MODE_RANDOM) {
+		pick = bpf_get_prandom_u32();
+	} else if (cfg->mode == FT_LB_MODE_SPRAY) {
 		__u64 *cnt = bpf_map_lookup_elem(&lb_spray, &zero);
 		if (!cnt)
 			return XDP_PASS;
 		__u32 burst = cfg->burst ? cfg->burst : 1;
-		pick = (__u32)(*cnt / burst);
+		pick = *cnt / burst;
 		*cnt += 1;
 	} else {
-		__u32 ports = 0;
+		/* Ports 0 when there are none to read (non-TCP, fragments). */
+		__u16 sport = 0, dport = 0;
 		__u32 ihl = (ip->ihl & 15) * 4;
 		__u8 *l4 = (__u8 *)ip + (ihl & 0x3c);
 		if (ip->protocol == IPPROTO_TCP && !(ip->frag_off & bpf_htons(0x1fff)) &&
-		    (void *)(l4 + 4) <= end)
-			ports = ((__u32)l4[0] << 24) | ((__u32)l4[1] << 16) | ((__u32)l4[2] << 8) | l4[3];
-		pick = ft_flow_hash(bpf_ntohl(ip->saddr), bpf_ntohl(ip->daddr), ports);
+		    (void *)(l4 + 4) <= end) {
+			sport = ((__u16)l4[0] << 8) | l4[1];
+			dport = ((__u16)l4[2] << 8) | l4[3];
+		}
+		pick = ft_flow_hash(bpf_ntohl(ip->saddr), sport, bpf_ntohl(ip->daddr), dport);
 	}
-	__u32 idx = pick % n;
+	__u32 idx = (__u32)(pick % n);
 	struct lb_slot *s = bpf_map_lookup_elem(&lb_slots, &idx);
 	if (!s || !s->ifindex) {
 		ft_count(FT_C_LB_NO_PROXY);

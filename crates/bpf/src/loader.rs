@@ -349,6 +349,8 @@ impl SplicePlane {
 /// A loaded lb object.
 pub struct LbPlane {
     ebpf: Ebpf,
+    /// What the `lb_slots` map holds, so updates write only changed slots.
+    written: Vec<LbSlot>,
 }
 
 impl LbPlane {
@@ -361,25 +363,42 @@ impl LbPlane {
             .map_err(|source| Error::Program { name: "lb", source })?;
         prog.load()
             .map_err(|source| Error::Program { name: "lb", source })?;
-        Ok(LbPlane { ebpf })
+        Ok(LbPlane {
+            ebpf,
+            written: vec![LbSlot::default(); LB_SLOTS],
+        })
     }
 
     /// Attaches `lb` to `iface` (driver mode where supported, else generic).
     pub fn attach(&mut self, iface: &str) -> Result<()> {
+        self.attach_mode(iface, None)
+    }
+
+    /// Attaches `lb` to `iface`: `Some(true)` driver (native) mode only,
+    /// `Some(false)` generic (skb) mode only, `None` the kernel's choice
+    /// else generic. The program is detached when the plane is dropped.
+    pub fn attach_mode(&mut self, iface: &str, native: Option<bool>) -> Result<()> {
         let prog: &mut Xdp = self
             .ebpf
             .program_mut("lb")
             .ok_or(Error::Missing("lb"))?
             .try_into()
             .map_err(|source| Error::Program { name: "lb", source })?;
-        prog.attach(iface, XdpMode::Default)
-            .or_else(|_| prog.attach(iface, XdpMode::Skb))
-            .map_err(|source| Error::Program { name: "lb", source })?;
-        Ok(())
+        let r = match native {
+            Some(true) => prog.attach(iface, XdpMode::Driver),
+            Some(false) => prog.attach(iface, XdpMode::Skb),
+            None => prog
+                .attach(iface, XdpMode::Default)
+                .or_else(|_| prog.attach(iface, XdpMode::Skb)),
+        };
+        r.map(drop)
+            .map_err(|source| Error::Program { name: "lb", source })
     }
 
     /// Sets the service address, mode and burst length, and the slot table
     /// (see [`crate::lb::slot_table`]); an empty table stops balancing.
+    /// Only slots that differ from what the map holds are written, before
+    /// the new slot count is published.
     pub fn configure(&mut self, mut cfg: LbCfg, slots: &[LbSlot]) -> Result<()> {
         if slots.len() > LB_SLOTS {
             return Err(Error::Invalid(format!(
@@ -398,10 +417,14 @@ impl LbPlane {
                     source,
                 })?;
             for (i, s) in slots.iter().enumerate() {
+                if self.written[i] == *s {
+                    continue;
+                }
                 arr.set(i as u32, *s, 0).map_err(|source| Error::Map {
                     name: "lb_slots",
                     source,
                 })?;
+                self.written[i] = *s;
             }
         }
         cfg.nslots = slots.len() as u32;

@@ -1,32 +1,44 @@
-//! The lb XDP program through BPF_PROG_TEST_RUN: it picks the slot the Rust
-//! mirror of its flow hash predicts, rewrites only the MACs, sprays bursts
-//! round the table, and passes what is not for the service address.
+//! The lb XDP program through BPF_PROG_TEST_RUN: it sends every flow to the
+//! proxy the Rust model predicts (`proto::lb::SlotTable`, the simulator's
+//! `Balancer` in flow-hash mode and, with equal weights, the pre-splice
+//! owner), over random proxy sets and tuples; it rewrites only the MACs,
+//! sprays bursts round the table, and passes what is not for the service
+//! address.
 
 mod common;
 
 use common::*;
-use ftsplice_bpf::bpf_abi::{LbCfg, LB_MODE_FLOW, LB_MODE_SPRAY};
-use ftsplice_bpf::lb::{flow_hash, slot_table, ProxyTarget};
+use ftsplice_bpf::bpf_abi::{LbCfg, LbSlot, LB_MODE_FLOW, LB_MODE_RANDOM, LB_MODE_SPRAY};
+use ftsplice_bpf::lb::slot_table;
 use ftsplice_bpf::{Counter, LbPlane};
 use ftsplice_linux::{pin_current_thread, skip_unless_root, NetNs};
+use ftsplice_proto::lb::{Balancer, LbMode, ProxySet, SlotTable};
+use ftsplice_proto::owner::client_owner;
+use ftsplice_proto::rng::SplitMix64;
+use ftsplice_proto::{Instant, ProxyId};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const SMAC: [u8; 6] = [2, 0xaa, 0, 0, 0, 1];
 
-fn proxies() -> Vec<ProxyTarget> {
-    vec![
-        ProxyTarget {
-            mac: [2, 0xbb, 0, 0, 0, 1],
-            weight: 1,
-        },
-        ProxyTarget {
-            mac: [2, 0xbb, 0, 0, 0, 2],
-            weight: 2,
-        },
-    ]
+fn mac(id: ProxyId) -> Option<[u8; 6]> {
+    let [hi, lo] = id.0.to_be_bytes();
+    Some([2, 0xbb, 0, 0, hi, lo])
+}
+
+fn id_of(mac: &[u8]) -> ProxyId {
+    ProxyId(u16::from_be_bytes([mac[4], mac[5]]))
+}
+
+/// Two proxies, weights 1 and 2.
+fn table() -> Vec<LbSlot> {
+    let mut set = ProxySet::new();
+    set.upsert(ProxyId(1), 1);
+    set.upsert(ProxyId(2), 2);
+    slot_table(&SlotTable::build(&set), mac, SMAC, 1).unwrap()
 }
 
 fn cfg(mode: u32, burst: u32) -> LbCfg {
@@ -46,34 +58,80 @@ fn with_lb<T: Send>(body: impl FnOnce(&mut LbPlane) -> T + Send) -> T {
 }
 
 #[test]
-fn flow_hash_mode_matches_the_rust_mirror_and_rewrites_only_macs() {
-    if skip_unless_root("flow_hash_mode_matches_the_rust_mirror_and_rewrites_only_macs") {
+fn flow_hash_mode_matches_the_rust_model_over_random_sets_and_tuples() {
+    if skip_unless_root("flow_hash_mode_matches_the_rust_model_over_random_sets_and_tuples") {
         return;
     }
-    let table = slot_table(&proxies(), SMAC, 1);
+    let mut rng = SplitMix64::new(0x1b5eed);
     with_lb(|lb| {
-        lb.configure(cfg(LB_MODE_FLOW, 0), &table).unwrap();
-        let mut seen = std::collections::HashSet::new();
-        for port in 1000..1064u16 {
-            let client = SocketAddrV4::new(Ipv4Addr::new(198, 18, 7, 9), port);
-            let input = Seg::new(client, SocketAddrV4::new(VIP, 80)).frame();
-            let r = lb.test_run(&input).unwrap();
-            assert_eq!(r.retval, XDP_TX);
-            let h = flow_hash(
-                u32::from(*client.ip()),
-                u32::from(VIP),
-                u32::from(port) << 16 | 80,
-            );
-            let want = table[(h % table.len() as u32) as usize];
-            assert_eq!(r.packet[..6], want.dmac, "port {port}");
-            assert_eq!(r.packet[6..12], SMAC);
-            assert_eq!(r.packet[12..], input[12..], "only MACs change");
-            seen.insert(want.dmac);
-            // The same flow sticks.
-            assert_eq!(lb.test_run(&input).unwrap().packet, r.packet);
+        let mut sent = 0;
+        for round in 0..24 {
+            // 1..=8 proxies with random ids; every third round equal weights.
+            let mut set = ProxySet::new();
+            let n = 1 + rng.next_u64() % 8;
+            while (set.len() as u64) < n {
+                let id = ProxyId(1 + (rng.next_u64() % 1000) as u16);
+                let w = if round % 3 == 0 {
+                    100
+                } else {
+                    (rng.next_u64() % 1000) as u32
+                };
+                set.upsert(id, w);
+            }
+            let equal = set.iter().all(|(_, w)| w == set.iter().next().unwrap().1);
+            let model = SlotTable::build(&set);
+            let mut sim = Balancer::new(LbMode::FlowHash);
+            for (id, w) in set.iter() {
+                sim.set_proxy(id, w);
+            }
+            let slots = slot_table(&model, mac, SMAC, 1).unwrap();
+            lb.configure(cfg(LB_MODE_FLOW, 0), &slots).unwrap();
+            for _ in 0..200 {
+                let r = rng.next_u64();
+                let client = SocketAddrV4::new(
+                    Ipv4Addr::from_bits(0xc612_0000 | (r as u32 & 0x1_ffff)),
+                    (r >> 32) as u16,
+                );
+                let vip = SocketAddrV4::new(VIP, (r >> 48) as u16);
+                let input = Seg::new(client, vip).frame();
+                let out = lb.test_run(&input).unwrap();
+                assert_eq!(out.retval, XDP_TX);
+                let got = id_of(&out.packet[..6]);
+                let want = sim.choose(Instant::ZERO, client, vip).unwrap();
+                assert_eq!(got, want, "round {round}, {client} -> {vip}");
+                assert_eq!(Some(got), model.choose(client, vip));
+                if equal {
+                    assert_eq!(Some(got), client_owner(client, vip, set.ids()));
+                }
+                assert_eq!(out.packet[6..12], SMAC);
+                assert_eq!(out.packet[12..], input[12..], "only MACs change");
+                sent += 1;
+            }
         }
-        assert_eq!(seen.len(), 2, "flows spread over both proxies");
-        assert_eq!(lb.counters().unwrap().get(Counter::LbSent), 128);
+        assert_eq!(lb.counters().unwrap().get(Counter::LbSent), sent);
+    });
+}
+
+#[test]
+fn random_mode_spreads_packets_by_weight() {
+    if skip_unless_root("random_mode_spreads_packets_by_weight") {
+        return;
+    }
+    let input = Seg::new(
+        SocketAddrV4::new(Ipv4Addr::new(198, 18, 7, 9), 5555),
+        SocketAddrV4::new(VIP, 80),
+    )
+    .frame();
+    with_lb(|lb| {
+        lb.configure(cfg(LB_MODE_RANDOM, 0), &table()).unwrap();
+        let mut counts = [0u32; 3];
+        for _ in 0..600 {
+            let p = lb.test_run(&input).unwrap().packet;
+            counts[usize::from(id_of(&p[..6]).0)] += 1;
+        }
+        // Weights 1:2 -> about 200:400 (one flow, so flow hashing would
+        // send all 600 to one proxy).
+        assert!((120..290).contains(&counts[1]), "{counts:?}");
     });
 }
 
@@ -82,7 +140,7 @@ fn spray_mode_sends_bursts_round_the_table() {
     if skip_unless_root("spray_mode_sends_bursts_round_the_table") {
         return;
     }
-    let table = slot_table(&proxies(), SMAC, 1);
+    let table = table();
     let input = Seg::new(
         SocketAddrV4::new(Ipv4Addr::new(198, 18, 7, 9), 5555),
         SocketAddrV4::new(VIP, 80),
@@ -105,11 +163,11 @@ fn spray_mode_sends_bursts_round_the_table() {
 }
 
 #[test]
-fn other_traffic_and_empty_table_pass_to_the_stack() {
-    if skip_unless_root("other_traffic_and_empty_table_pass_to_the_stack") {
+fn other_traffic_passes_and_an_empty_table_drops_tcp() {
+    if skip_unless_root("other_traffic_passes_and_an_empty_table_drops_tcp") {
         return;
     }
-    let table = slot_table(&proxies(), SMAC, 1);
+    let table = table();
     let to_vip = Seg::new(
         SocketAddrV4::new(Ipv4Addr::new(198, 18, 7, 9), 5555),
         SocketAddrV4::new(VIP, 80),
@@ -129,9 +187,11 @@ fn other_traffic_and_empty_table_pass_to_the_stack() {
             assert_eq!((r.retval, &r.packet), (XDP_PASS, &input));
             assert_eq!(lb.counters().unwrap().get(why), 1);
         }
+        // No proxy: TCP to the service address is dropped (the clients
+        // retransmit) rather than reset by the lb's own stack.
         lb.configure(cfg(LB_MODE_FLOW, 0), &[]).unwrap();
         let r = lb.test_run(&to_vip).unwrap();
-        assert_eq!((r.retval, &r.packet), (XDP_PASS, &to_vip));
+        assert_eq!(r.retval, XDP_DROP);
         assert_eq!(lb.counters().unwrap().get(Counter::LbNoProxy), 1);
     });
 }

@@ -95,10 +95,12 @@ pub struct ProxyCfg {
     pub pad: u32,
 }
 
-/// Capacity of the lb slot table.
-pub const LB_SLOTS: usize = 256;
+/// Capacity of the lb slot table (`proto::lb::SLOTS`).
+pub const LB_SLOTS: usize = 4096;
 pub const LB_MODE_FLOW: u32 = 0;
 pub const LB_MODE_SPRAY: u32 = 1;
+/// Per packet, a uniformly random slot.
+pub const LB_MODE_RANDOM: u32 = 2;
 
 /// One slot of the lb's proxy table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

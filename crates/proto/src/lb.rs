@@ -5,9 +5,15 @@
 //! workload factors `W_i`, fed by the heartbeat [`crate::detector`]) and the
 //! packet's 4-tuple. Modes:
 //!
-//! - [`LbMode::FlowHash`] (default): weighted rendezvous hash of the 4-tuple;
-//!   a flow stays on one proxy while membership is unchanged, a proxy's death
-//!   moves only its own flows, and a proxy gets flows in proportion to `W_i`.
+//! - [`LbMode::FlowHash`] (default): the 4-tuple's [`flow_hash`] picks one of
+//!   [`SLOTS`] slots of a [`SlotTable`]; each slot belongs to the proxy that
+//!   wins weighted rendezvous hashing for that slot. A flow stays on one
+//!   proxy while membership is unchanged, a proxy's death moves only its own
+//!   flows, and a proxy gets slots (so flows) in proportion to `W_i / ΣW`.
+//!   This is the exact model of the XDP lb (`crates/bpf/c/lb.c`), whose
+//!   table the control plane fills from [`SlotTable`], and with equal
+//!   weights it is the pre-splice owner rule ([`crate::owner::client_owner`]).
+//!   A cross test runs both over random tuples and proxy sets.
 //! - [`LbMode::WeightedRandom`]: paper §5.1, `W'_i = W_i / ΣW`, proxy `i` is
 //!   chosen when a seeded uniform `r` falls in `[Σ_{j<i} W'_j, Σ_{j≤i} W'_j)`.
 //! - [`LbMode::BurstSpray`]: paper §7.1 sends 40 packets to one proxy, then
@@ -24,7 +30,7 @@
 use core::net::SocketAddrV4;
 use core::time::Duration;
 
-use crate::hash::{flow_hash, weighted_rendezvous};
+use crate::hash::{flow_hash, mix64, rendezvous, weighted_rendezvous};
 use crate::ids::ProxyId;
 use crate::rng::SplitMix64;
 use crate::Instant;
@@ -121,6 +127,87 @@ impl ProxySet {
     }
 }
 
+/// Slots of a [`SlotTable`]; the XDP lb's `FT_LB_SLOTS`.
+pub const SLOTS: usize = 4096;
+
+/// The flow-hash lb's table: slot `k` belongs to the proxy winning
+/// rendezvous hashing of the slot's key, weighted by `W_i` (unweighted when
+/// all effective weights are equal, so equal weights give exactly the
+/// pre-splice owner). A packet goes to slot `flow_hash(src, dst) % SLOTS`.
+///
+/// Because every slot is placed by rendezvous hashing, removing a proxy
+/// only moves that proxy's slots, and adding one only takes slots to it;
+/// its share of slots is `W_i / ΣW` up to sampling noise over [`SLOTS`]
+/// slots (standard deviation below 1% of the table).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlotTable {
+    /// Empty when there is no proxy with usable weight.
+    slots: Vec<ProxyId>,
+}
+
+impl SlotTable {
+    /// The table for `set` (zero weights drain unless all are zero, as in
+    /// [`Balancer`]).
+    pub fn build(set: &ProxySet) -> SlotTable {
+        let members: Vec<(ProxyId, u32)> = set.effective().filter(|&(_, w)| w > 0).collect();
+        if members.is_empty() {
+            return SlotTable::default();
+        }
+        let equal = members.iter().all(|m| m.1 == members[0].1);
+        let slots = (0..SLOTS)
+            .map(|k| {
+                let key = slot_key(k);
+                let won = if equal {
+                    rendezvous(key, members.iter().map(|m| m.0))
+                } else {
+                    weighted_rendezvous(key, members.iter().copied())
+                };
+                // Non-empty members always produce a winner.
+                won.unwrap_or(members[0].0)
+            })
+            .collect();
+        SlotTable { slots }
+    }
+
+    /// The table over `ids`, all with the same weight.
+    pub fn equal(ids: impl IntoIterator<Item = ProxyId>) -> SlotTable {
+        let mut set = ProxySet::new();
+        for id in ids {
+            set.upsert(id, 1);
+        }
+        SlotTable::build(&set)
+    }
+
+    /// The slot of a packet from `src` to `dst`.
+    pub fn slot_of(src: SocketAddrV4, dst: SocketAddrV4) -> usize {
+        (flow_hash(src, dst) % SLOTS as u64) as usize
+    }
+
+    /// The proxy of slot `k`; `None` when the table is empty.
+    pub fn get(&self, k: usize) -> Option<ProxyId> {
+        self.slots.get(k % SLOTS).copied()
+    }
+
+    /// The proxy for a packet from `src` to `dst`.
+    pub fn choose(&self, src: SocketAddrV4, dst: SocketAddrV4) -> Option<ProxyId> {
+        self.get(SlotTable::slot_of(src, dst))
+    }
+
+    /// All slots in order (empty, or [`SLOTS`] long).
+    pub fn slots(&self) -> &[ProxyId] {
+        &self.slots
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+/// Rendezvous key of slot `k` (fixed, so every node builds the same table).
+fn slot_key(k: usize) -> u64 {
+    mix64(k as u64 ^ 0x6c62_736c_6f74_0000)
+}
+
 /// How the LB spreads packets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LbMode {
@@ -171,6 +258,9 @@ pub struct Balancer {
     current: Option<ProxyId>,
     left_in_burst: u32,
     flowlets: Vec<Option<FlowletSlot>>,
+    /// FlowHash: the slot table, rebuilt when membership changed.
+    table: SlotTable,
+    table_stale: bool,
     stats: LbStats,
 }
 
@@ -189,6 +279,8 @@ impl Balancer {
             current: None,
             left_in_burst: 0,
             flowlets: vec![None; slots],
+            table: SlotTable::default(),
+            table_stale: false,
             stats: LbStats::default(),
         }
     }
@@ -207,12 +299,12 @@ impl Balancer {
 
     /// Marks `id` live with workload factor `weight`.
     pub fn set_proxy(&mut self, id: ProxyId, weight: u32) {
-        self.set.upsert(id, weight);
+        self.table_stale |= self.set.upsert(id, weight);
     }
 
     /// Marks `id` dead: no further packet goes to it.
     pub fn remove_proxy(&mut self, id: ProxyId) {
-        self.set.remove(id);
+        self.table_stale |= self.set.remove(id);
         if self.current == Some(id) {
             self.current = None;
             self.left_in_burst = 0;
@@ -240,7 +332,13 @@ impl Balancer {
         dst: SocketAddrV4,
     ) -> Option<ProxyId> {
         let choice = match self.mode {
-            LbMode::FlowHash => weighted_rendezvous(flow_hash(src, dst), self.set.effective()),
+            LbMode::FlowHash => {
+                if self.table_stale {
+                    self.table = SlotTable::build(&self.set);
+                    self.table_stale = false;
+                }
+                self.table.choose(src, dst)
+            }
             LbMode::WeightedRandom { .. } => {
                 let r = self.rng.next_u64();
                 self.set.pick_by_fraction(r)
@@ -353,6 +451,59 @@ mod tests {
             c[usize::from(p.0)] += 1;
         }
         c
+    }
+
+    fn set(members: &[(u16, u32)]) -> ProxySet {
+        let mut s = ProxySet::new();
+        for &(id, w) in members {
+            s.upsert(ProxyId(id), w);
+        }
+        s
+    }
+
+    fn share(t: &SlotTable, id: u16) -> usize {
+        t.slots().iter().filter(|&&p| p == ProxyId(id)).count()
+    }
+
+    #[test]
+    fn slot_table_shares_follow_weights() {
+        let t = SlotTable::build(&set(&[(1, 1), (2, 3)]));
+        assert_eq!(t.slots().len(), SLOTS);
+        // 1024 : 3072 expected; 3 sigma is about 83 slots.
+        assert!((940..1110).contains(&share(&t, 1)), "{}", share(&t, 1));
+        let t = SlotTable::build(&set(&[(1, 5), (2, 5), (3, 5), (4, 5)]));
+        for id in 1..=4 {
+            assert!((930..1120).contains(&share(&t, id)), "{}", share(&t, id));
+        }
+        // Zero weights drain; all zero counts equally; nothing is empty.
+        let t = SlotTable::build(&set(&[(1, 0), (2, 9)]));
+        assert_eq!(share(&t, 2), SLOTS);
+        let t = SlotTable::build(&set(&[(1, 0), (2, 0)]));
+        assert_eq!(share(&t, 1) + share(&t, 2), SLOTS);
+        assert!(share(&t, 1) > 1800);
+        assert!(SlotTable::build(&ProxySet::new()).is_empty());
+        assert_eq!(SlotTable::default().choose(addr(1, 1), vip()), None);
+    }
+
+    #[test]
+    fn slot_table_changes_move_only_the_changed_proxys_slots() {
+        let all = SlotTable::build(&set(&[(1, 4), (2, 4), (3, 8)]));
+        let without2 = SlotTable::build(&set(&[(1, 4), (3, 8)]));
+        let heavier3 = SlotTable::build(&set(&[(1, 4), (2, 4), (3, 12)]));
+        for k in 0..SLOTS {
+            let before = all.get(k).unwrap();
+            if before != ProxyId(2) {
+                assert_eq!(without2.get(k), Some(before), "slot {k}");
+            }
+            // More weight for p3 only moves slots to p3.
+            let after = heavier3.get(k).unwrap();
+            assert!(after == before || after == ProxyId(3), "slot {k}");
+        }
+        // Equal weights, any scale, give the unweighted table.
+        assert_eq!(
+            SlotTable::build(&set(&[(1, 7), (2, 7)])),
+            SlotTable::equal([ProxyId(1), ProxyId(2)])
+        );
     }
 
     #[test]

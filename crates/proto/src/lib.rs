@@ -10,6 +10,8 @@ pub mod hash;
 pub mod heartbeat;
 pub mod ids;
 pub mod lb;
+pub mod lb_control;
+pub mod lb_pair;
 pub mod owner;
 pub mod replication;
 pub mod rng;

@@ -3,13 +3,15 @@
 //! matches no splice (paper §6, steps 2–3; §7.2 `packetredirector`).
 //!
 //! - Client side: a not-yet-spliced client connection (client→vip) belongs to
-//!   the live proxy chosen by rendezvous hashing of its 4-tuple over the live
-//!   membership. Every proxy computes the same owner from the same
+//!   the live proxy owning its slot in the equal-weight
+//!   [`crate::lb::SlotTable`] over the live membership (each slot placed by
+//!   rendezvous hashing). Every proxy computes the same owner from the same
 //!   membership, and a membership change only moves the connections of the
 //!   proxy that left or to the proxy that joined. When the LB runs
-//!   [`crate::lb::LbMode::FlowHash`] and all workload factors are equal, its
-//!   choice *is* this owner (same key, same hash), so pre-splice packets
-//!   arrive at the owner without a redirect.
+//!   [`crate::lb::LbMode::FlowHash`] (in the simulator or the XDP lb, whose
+//!   table is built by the same [`crate::lb::SlotTable`]) and all workload
+//!   factors are equal, its choice *is* this owner (same table, same hash),
+//!   so pre-splice packets arrive at the owner without a redirect.
 //! - Backend side: each proxy opens backend connections from the shared
 //!   splice address (SSA) using ports of its own partition, so a backend
 //!   packet to the SSA that matches no splice belongs to the proxy owning the
@@ -24,16 +26,17 @@
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::ops::RangeInclusive;
 
-use crate::hash::{flow_hash, rendezvous};
 use crate::ids::ProxyId;
+use crate::lb::SlotTable;
 
 /// The live proxy owning the pre-splice client connection `client`→`vip`.
+/// Builds the table each call; [`Redirector`] keeps one per membership.
 pub fn client_owner(
     client: SocketAddrV4,
     vip: SocketAddrV4,
     live: impl IntoIterator<Item = ProxyId>,
 ) -> Option<ProxyId> {
-    rendezvous(flow_hash(client, vip), live)
+    SlotTable::equal(live).choose(client, vip)
 }
 
 /// Why a port partition configuration is invalid.
@@ -161,6 +164,8 @@ pub struct Redirector {
     partitions: PortPartitions,
     /// Live proxies including this one, sorted.
     live: Vec<ProxyId>,
+    /// The equal-weight slot table over `live`.
+    owners: SlotTable,
 }
 
 impl Redirector {
@@ -171,6 +176,7 @@ impl Redirector {
             ssa,
             partitions,
             live: vec![me],
+            owners: SlotTable::equal([me]),
         }
     }
 
@@ -179,17 +185,20 @@ impl Redirector {
         self.live = live.into_iter().chain([self.me]).collect();
         self.live.sort();
         self.live.dedup();
+        self.owners = SlotTable::equal(self.live.iter().copied());
     }
 
     pub fn proxy_up(&mut self, id: ProxyId) {
         if let Err(i) = self.live.binary_search(&id) {
             self.live.insert(i, id);
+            self.owners = SlotTable::equal(self.live.iter().copied());
         }
     }
 
     pub fn proxy_down(&mut self, id: ProxyId) {
-        if id != self.me {
+        if id != self.me && self.live.contains(&id) {
             self.live.retain(|&p| p != id);
+            self.owners = SlotTable::equal(self.live.iter().copied());
         }
     }
 
@@ -208,7 +217,7 @@ impl Redirector {
             return Local;
         }
         let owner = if *p.dst.ip() == self.vip {
-            match client_owner(p.src, p.dst, self.live.iter().copied()) {
+            match self.owners.choose(p.src, p.dst) {
                 Some(o) => o,
                 None => return Drop(DropReason::NoLiveProxy),
             }
@@ -399,8 +408,8 @@ mod tests {
 
     #[test]
     fn flow_hash_lb_with_equal_weights_delivers_to_the_owner() {
-        // With equal workload factors the LB's weighted rendezvous choice is
-        // the unweighted owner, so pre-splice packets need no redirect.
+        // With equal workload factors the LB's slot table is the owners'
+        // table, so pre-splice packets need no redirect.
         let mut lb = crate::lb::Balancer::new(crate::lb::LbMode::FlowHash);
         for i in 1..=4 {
             lb.set_proxy(p(i), 500);
