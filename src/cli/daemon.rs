@@ -2,9 +2,11 @@
 //! TOML config (errors name file, line and key) and, with `--check`, prints
 //! the validated summary and exits. Otherwise the proxy and agent load
 //! their BPF program, attach it to the configured interfaces and run until
-//! killed (docs/daemons.md says what they need from the host).
+//! killed; the lb attaches its XDP program and runs until SIGTERM/SIGINT
+//! (`ftsplice_daemon::lb`). docs/daemons.md says what they need from the
+//! host.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use ftsplice_daemon::bpf_sink::{BpfSink, Role as Plane};
 use ftsplice_daemon::config::{AgentConfig, LbConfig, ProxyConfig};
@@ -44,11 +46,7 @@ pub fn run(role: Role, args: &DaemonArgs) -> Result<()> {
                 println!("{}: ok\n{c:#?}", args.config.display());
                 return Ok(());
             }
-            bail!(
-                "{}: config is valid, but the lb driver is not in this build yet; \
-                 use --check to validate configs",
-                args.config.display()
-            )
+            ftsplice_daemon::lb::main(c)
         }
         Role::Proxy => {
             let c = ProxyConfig::load(&args.config)?;

@@ -1,11 +1,12 @@
 //! Kernel glue: network namespaces and veth pairs, TCP_REPAIR, raw `bpf()`
-//! calls. This is the only crate allowed `unsafe`; every block carries a
+//! calls, ARP over packet sockets. This is the only crate allowed `unsafe`; every block carries a
 //! `// SAFETY:` line.
 //!
 //! Everything that touches the network does so inside namespaces the caller
 //! creates ([`NetNs`], [`Topology`]); [`Topology`] refuses addresses outside
 //! the benchmarking range 198.18.0.0/15.
 
+pub mod arp;
 pub mod bpf_abi;
 mod cmd;
 mod error;

@@ -116,12 +116,10 @@ impl NetNs {
         let me = NetNs {
             name: self.name.clone(),
         };
-        std::thread::spawn(move || {
-            let r = me.enter().map(|()| f());
-            // `me` only borrows the name: never delete from here.
-            std::mem::forget(me);
-            r
-        })
+        // `me` only borrows the name: never delete from here, not even when
+        // `f` panics.
+        let me = std::mem::ManuallyDrop::new(me);
+        std::thread::spawn(move || me.enter().map(|()| f()))
     }
 
     /// The ifindex of `dev` inside this namespace.

@@ -1,17 +1,27 @@
 //! `lb.toml`: the service address, the data-plane interface, the choice
-//! policy, where heartbeats arrive and how many may be missed, and the
-//! proxies (their real addresses; the lb forwards to their MACs).
+//! policy, where heartbeats arrive and how many may be missed, the proxies
+//! (their real addresses; the lb forwards to their MACs) and, optionally,
+//! the peer of a primary/backup pair. The same file format configures the
+//! SSA gateway (vip = the shared splice address, on the backend side).
 //!
 //! ```toml
 //! vip = "198.18.0.10"
 //! interface = "e1"
 //! mode = "flow-hash"          # or "weighted", "burst", "flowlet"
+//! burst = 40                  # packets per burst in "burst" mode
+//! xdp_mode = "auto"           # or "native", "generic"
+//! announce_vip = true         # answer ARP for vip while active, gratuitous ARP on takeover
+//! resolve_ms = 1000           # re-ARP period for the proxies' MACs
 //! metrics = "198.18.1.1:9100"
 //!
 //! [heartbeat]
 //! listen = "198.18.1.1:7000"
 //! interval_ms = 10
 //! misses = 3
+//!
+//! [peer]                      # optional: primary/backup pair
+//! addr = "198.18.1.9:7000"    # the other lb's heartbeat.listen
+//! role = "primary"            # or "backup"
 //!
 //! [[proxy]]
 //! id = 1
@@ -39,6 +49,30 @@ pub enum LbMode {
     Flowlet,
 }
 
+/// How the XDP program is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpMode {
+    /// The kernel's choice (native where the driver supports it), else generic.
+    Auto,
+    Native,
+    Generic,
+}
+
+/// Side of a primary/backup pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerRole {
+    Primary,
+    Backup,
+}
+
+/// The other lb of a primary/backup pair.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LbPeer {
+    /// The peer's `heartbeat.listen`; lb<->lb beats go there.
+    pub addr: SocketAddrV4,
+    pub role: PeerRole,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LbProxy {
     pub id: u16,
@@ -59,6 +93,17 @@ pub struct LbConfig {
     pub misses: u32,
     pub proxies: Vec<LbProxy>,
     pub log: LogConfig,
+    /// Packets per burst in `burst` mode (default 40, paper §7.1).
+    pub burst: u32,
+    pub xdp_mode: XdpMode,
+    /// While active, answer ARP for `vip` on `interface` and announce it
+    /// with gratuitous ARP on takeover (the address is never added to the
+    /// interface). Off: ARP for the vip is the operator's business (e.g. a
+    /// static entry at the router, as in the paper's testbed).
+    pub announce_vip: bool,
+    /// Period of the ARP requests refreshing the proxies' MACs.
+    pub resolve_interval: Duration,
+    pub peer: Option<LbPeer>,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +114,11 @@ struct Raw {
     mode: Option<Spanned<String>>,
     metrics: Option<Spanned<String>>,
     heartbeat: RawHeartbeat,
+    burst: Option<Spanned<u32>>,
+    xdp_mode: Option<Spanned<String>>,
+    announce_vip: Option<bool>,
+    resolve_ms: Option<Spanned<u64>>,
+    peer: Option<RawPeer>,
     #[serde(default)]
     proxy: Vec<RawProxy>,
     #[serde(default)]
@@ -81,6 +131,13 @@ struct RawHeartbeat {
     listen: Spanned<String>,
     interval_ms: Option<Spanned<u64>>,
     misses: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeer {
+    addr: Spanned<String>,
+    role: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -137,7 +194,8 @@ impl LbConfig {
         let mut ids = BTreeSet::new();
         let mut proxies = Vec::new();
         for p in &raw.proxy {
-            let id = within(src, &p.id, "proxy.id", 1, u16::MAX)?;
+            // 65535 is the lb pair's own heartbeat id.
+            let id = within(src, &p.id, "proxy.id", 1, u16::MAX - 1)?;
             if !ids.insert(id) {
                 return Err(src.err(
                     p.id.span(),
@@ -150,7 +208,60 @@ impl LbConfig {
                 addr: ip_addr(src, &p.addr, "proxy.addr")?,
             });
         }
+        let burst = match &raw.burst {
+            None => 40,
+            Some(v) => within(src, v, "burst", 1, 1_000_000)?,
+        };
+        let xdp_mode = match &raw.xdp_mode {
+            None => XdpMode::Auto,
+            Some(v) => match v.get_ref().as_str() {
+                "auto" => XdpMode::Auto,
+                "native" => XdpMode::Native,
+                "generic" => XdpMode::Generic,
+                o => {
+                    return Err(src.err(
+                        v.span(),
+                        "xdp_mode",
+                        format!("'{o}' is not one of 'auto', 'native', 'generic'"),
+                    ))
+                }
+            },
+        };
+        let resolve_interval = match &raw.resolve_ms {
+            None => Duration::from_secs(1),
+            Some(v) => millis(src, v, "resolve_ms", 10, 60_000)?,
+        };
+        let peer = match &raw.peer {
+            None => None,
+            Some(p) => {
+                let addr = service_addr(src, &p.addr, "peer.addr")?;
+                if addr == heartbeat_listen {
+                    return Err(src.err(
+                        p.addr.span(),
+                        "peer.addr",
+                        "the peer's address is this lb's own heartbeat.listen",
+                    ));
+                }
+                let role = match p.role.get_ref().as_str() {
+                    "primary" => PeerRole::Primary,
+                    "backup" => PeerRole::Backup,
+                    o => {
+                        return Err(src.err(
+                            p.role.span(),
+                            "peer.role",
+                            format!("'{o}' is not one of 'primary', 'backup'"),
+                        ))
+                    }
+                };
+                Some(LbPeer { addr, role })
+            }
+        };
         Ok(LbConfig {
+            burst,
+            xdp_mode,
+            announce_vip: raw.announce_vip.unwrap_or(true),
+            resolve_interval,
+            peer,
             vip,
             interface,
             mode,
@@ -161,5 +272,69 @@ impl LbConfig {
             proxies,
             log: raw.log.validate(src)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str =
+        "vip = \"198.18.0.10\"\ninterface = \"e0\"\n\n[heartbeat]\nlisten = \"198.18.1.1:7000\"\n";
+
+    fn load(text: &str) -> Result<LbConfig, ConfigError> {
+        LbConfig::from_source(&Source::new("lb.toml", text))
+    }
+
+    #[test]
+    fn defaults_keep_old_configs_valid() {
+        let c = load(BASE).unwrap();
+        assert_eq!(c.peer, None);
+        assert_eq!(
+            (c.burst, c.xdp_mode, c.announce_vip),
+            (40, XdpMode::Auto, true)
+        );
+        assert_eq!(c.resolve_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn peer_and_data_plane_keys_parse() {
+        let text = format!(
+            "burst = 8\nxdp_mode = \"generic\"\nannounce_vip = false\nresolve_ms = 200\n{BASE}\n[peer]\naddr = \"198.18.1.9:7000\"\nrole = \"backup\"\n"
+        );
+        let c = load(&text).unwrap();
+        assert_eq!(
+            c.peer,
+            Some(LbPeer {
+                addr: "198.18.1.9:7000".parse().unwrap(),
+                role: PeerRole::Backup
+            })
+        );
+        assert_eq!(
+            (c.burst, c.xdp_mode, c.announce_vip),
+            (8, XdpMode::Generic, false)
+        );
+        assert_eq!(c.resolve_interval, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn bad_peer_values_name_key_and_line() {
+        let e = load(&format!(
+            "{BASE}\n[peer]\naddr = \"198.18.1.9:7000\"\nrole = \"leader\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!((e.key.as_deref(), e.line), (Some("peer.role"), Some(9)));
+        let e = load(&format!(
+            "{BASE}\n[peer]\naddr = \"198.18.1.1:7000\"\nrole = \"backup\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("peer.addr"));
+        let e = load(&format!("xdp_mode = \"fast\"\n{BASE}")).unwrap_err();
+        assert_eq!((e.key.as_deref(), e.line), (Some("xdp_mode"), Some(1)));
+        let e = load(&format!(
+            "{BASE}\n[[proxy]]\nid = 65535\naddr = \"198.18.1.2\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("proxy.id"));
     }
 }

@@ -10,7 +10,7 @@ mod proxy;
 
 pub use agent::AgentConfig;
 pub use common::{ConfigError, LogConfig, LogFormat, Source};
-pub use lb::{LbConfig, LbMode, LbProxy};
+pub use lb::{LbConfig, LbMode, LbPeer, LbProxy, PeerRole, XdpMode};
 pub use proxy::{
     HeadConfig, HeartbeatTarget, Pool, PoolPolicy, ProxyConfig, ReplicationConfig, ReplicationPeer,
     RouteRule, SsaBind, TeardownTimers,

@@ -1,0 +1,619 @@
+//! `ftsplice lb`: the driver of the stateless XDP load balancer (also the
+//! SSA gateway: the same daemon with `vip` = the shared splice address on
+//! the backend-side interface).
+//!
+//! It loads and attaches `crates/bpf`'s lb program on `interface`, resolves
+//! the proxies' MACs ([`resolver`]), feeds the proxies' heartbeats to
+//! `proto::lb_control::LbControl` (membership, with reasons) and, with a
+//! `[peer]`, the other lb's heartbeats to `proto::lb_pair::LbPair` (who owns
+//! the address). Whenever the table members change it rebuilds the slot
+//! table from `proto::lb::SlotTable` (weights `W_i / ΣW`) and writes the
+//! changed slots. While active it answers ARP for the service address
+//! ([`arp`]; the address is never put on the interface, so a killed lb
+//! leaves nothing behind that could answer or reset), and on taking over it
+//! sends gratuitous ARP. All decisions are in `proto`; this module only
+//! moves bytes, reads the clock and logs.
+//!
+//! On shutdown (the caller's future, SIGTERM/SIGINT in the binary) it stops
+//! answering for the address and detaches the program.
+
+mod arp;
+
+use crate::clock;
+use crate::config::{LbConfig, LbMode, PeerRole, XdpMode};
+use crate::metrics::{self, Counter, Gauge, Registry};
+use anyhow::{bail, Context, Result};
+use ftsplice_bpf::bpf_abi::{LbCfg, LB_MODE_FLOW, LB_MODE_RANDOM, LB_MODE_SPRAY};
+use ftsplice_bpf::{Counter as BpfCounter, LbPlane};
+use ftsplice_linux::arp::{iface_info, ArpPacket, ArpSocket, IfaceInfo, BROADCAST};
+use ftsplice_proto::detector::DetectorConfig;
+use ftsplice_proto::lb::SlotTable;
+use ftsplice_proto::lb_control::{DownReason, LbControl, LbControlEvent};
+use ftsplice_proto::lb_pair::{LbPair, PairEvent, PairRole};
+use ftsplice_proto::{Instant, ProxyId};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+
+/// How often the BPF counters are copied into the metrics.
+const COUNTER_POLL: Duration = Duration::from_millis(500);
+/// Gratuitous ARPs sent per takeover (spaced by `GARP_GAP`).
+const GARPS: u32 = 3;
+const GARP_GAP: Duration = Duration::from_millis(20);
+
+fn data_plane_mode(cfg: &LbConfig) -> Result<u32> {
+    Ok(match cfg.mode {
+        LbMode::FlowHash => LB_MODE_FLOW,
+        LbMode::Weighted => LB_MODE_RANDOM,
+        LbMode::Burst => LB_MODE_SPRAY,
+        LbMode::Flowlet => bail!(
+            "key 'mode': 'flowlet' needs per-flow state the XDP lb does not keep; \
+             use 'flow-hash', 'weighted' or 'burst'"
+        ),
+    })
+}
+
+/// A per-process incarnation number for the lb pair's heartbeats.
+fn fresh_epoch() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let x = ftsplice_proto::hash::mix64(t ^ (u64::from(std::process::id()) << 32));
+    (x >> 32) as u32 | 1
+}
+
+struct Metrics {
+    live: Gauge,
+    table: Gauge,
+    active: Gauge,
+    received: Counter,
+    detections: Counter,
+    restarts: Counter,
+    takeovers: Counter,
+    table_updates: Counter,
+    silence_ms: Gauge,
+    packets: Vec<(BpfCounter, Counter, u64)>,
+    reg: Registry,
+}
+
+impl Metrics {
+    fn new(reg: Registry) -> Metrics {
+        let packets = [
+            BpfCounter::LbSent,
+            BpfCounter::LbNoProxy,
+            BpfCounter::LbNotVip,
+            BpfCounter::NotIpv4,
+        ]
+        .into_iter()
+        .map(|c| {
+            (
+                c,
+                reg.counter(
+                    "ftsplice_lb_packets_total",
+                    "Packets seen by the XDP lb, by verdict",
+                    &[("reason", c.name())],
+                ),
+                0,
+            )
+        })
+        .collect();
+        Metrics {
+            live: reg.gauge("ftsplice_live_proxies", "Proxies the lb considers up", &[]),
+            table: reg.gauge(
+                "ftsplice_lb_table_proxies",
+                "Proxies in the data-plane table (up and MAC resolved)",
+                &[],
+            ),
+            active: reg.gauge(
+                "ftsplice_lb_active",
+                "1 while this lb owns the service address",
+                &[],
+            ),
+            received: reg.counter(
+                "ftsplice_heartbeats_received_total",
+                "Valid heartbeat datagrams received",
+                &[],
+            ),
+            detections: reg.counter(
+                "ftsplice_lb_detections_total",
+                "Proxies declared down because their heartbeats stopped",
+                &[],
+            ),
+            restarts: reg.counter(
+                "ftsplice_lb_proxy_restarts_total",
+                "Proxies seen restarting (new heartbeat epoch)",
+                &[],
+            ),
+            takeovers: reg.counter(
+                "ftsplice_lb_takeovers_total",
+                "Times this lb took the service address",
+                &[],
+            ),
+            table_updates: reg.counter(
+                "ftsplice_lb_table_updates_total",
+                "Slot-table rebuilds written to the data plane",
+                &[],
+            ),
+            silence_ms: reg.gauge(
+                "ftsplice_lb_last_detection_silence_ms",
+                "Heartbeat silence when the last proxy was declared down",
+                &[],
+            ),
+            packets,
+            reg,
+        }
+    }
+
+    fn dropped(&self, reason: &str) {
+        self.reg
+            .counter(
+                "ftsplice_heartbeats_dropped_total",
+                "Heartbeat datagrams dropped, by reason",
+                &[("reason", reason)],
+            )
+            .inc();
+    }
+
+    fn proxy(&self, id: ProxyId, up: Option<bool>, weight: Option<u32>) {
+        let label = id.0.to_string();
+        let labels = [("proxy", label.as_str())];
+        if let Some(up) = up {
+            self.reg
+                .gauge("ftsplice_lb_proxy_up", "1 while the proxy is up", &labels)
+                .set(i64::from(up));
+        }
+        if let Some(w) = weight {
+            self.reg
+                .gauge(
+                    "ftsplice_lb_proxy_weight",
+                    "Workload factor W_i the proxy announces",
+                    &labels,
+                )
+                .set(i64::from(w));
+        }
+    }
+
+    fn poll_counters(&mut self, plane: &LbPlane) {
+        let Ok(now) = plane.counters() else {
+            return;
+        };
+        for (c, m, last) in &mut self.packets {
+            let v = now.get(*c);
+            m.add(v.saturating_sub(*last));
+            *last = v;
+        }
+    }
+}
+
+/// The running lb.
+struct Lb {
+    cfg: LbConfig,
+    iface: String,
+    info: IfaceInfo,
+    plane: LbPlane,
+    data_mode: u32,
+    control: LbControl,
+    pair: Option<LbPair>,
+    active: bool,
+    macs: BTreeMap<ProxyId, [u8; 6]>,
+    by_addr: BTreeMap<Ipv4Addr, ProxyId>,
+    arp: Arc<ArpSocket>,
+    /// Shared with the ARP thread: answer ARP for the address.
+    answering: Arc<AtomicBool>,
+    hb: UdpSocket,
+    m: Metrics,
+    table_stale: bool,
+    /// Gratuitous ARPs still to send, and when the next is due.
+    garps_left: u32,
+    next_garp: Instant,
+}
+
+/// Runs the lb until `shutdown` completes.
+pub async fn run(
+    cfg: LbConfig,
+    registry: Registry,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let iface = cfg
+        .interface
+        .clone()
+        .context("key 'interface' is required to run the lb (the data-plane interface)")?;
+    let data_mode = data_plane_mode(&cfg)?;
+    let info = iface_info(&iface).with_context(|| format!("interface {iface}"))?;
+    let mut plane = LbPlane::load().context("loading the XDP lb")?;
+    let native = match cfg.xdp_mode {
+        // Native XDP_TX on a veth only reaches a peer that runs NAPI (an
+        // XDP program or GRO on the other end); plain veth peers drop it.
+        XdpMode::Auto if is_veth(&iface) => Some(false),
+        XdpMode::Auto => None,
+        XdpMode::Native => Some(true),
+        XdpMode::Generic => Some(false),
+    };
+    plane
+        .attach_mode(&iface, native)
+        .with_context(|| format!("attaching the XDP lb to {iface}"))?;
+    let hb = UdpSocket::bind(cfg.heartbeat_listen)
+        .await
+        .with_context(|| format!("key 'heartbeat.listen': binding {}", cfg.heartbeat_listen))?;
+    if let Some(addr) = cfg.metrics {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("key 'metrics': binding {addr}"))?;
+        tokio::spawn(metrics::serve(l, registry.clone()));
+    }
+    let arp = Arc::new(ArpSocket::open(info.ifindex).context("opening the ARP socket")?);
+    let det = DetectorConfig {
+        interval: cfg.heartbeat_interval,
+        missed: cfg.misses,
+    };
+    let control = LbControl::new(det, cfg.proxies.iter().map(|p| (ProxyId(p.id), p.addr)));
+    let pair = cfg.peer.as_ref().map(|p| {
+        let role = match p.role {
+            PeerRole::Primary => PairRole::Primary,
+            PeerRole::Backup => PairRole::Backup,
+        };
+        LbPair::new(clock::now(), role, det, fresh_epoch())
+    });
+    let by_addr = cfg
+        .proxies
+        .iter()
+        .map(|p| (p.addr, ProxyId(p.id)))
+        .collect();
+    let mut lb = Lb {
+        iface,
+        info,
+        plane,
+        data_mode,
+        control,
+        active: false,
+        pair,
+        macs: BTreeMap::new(),
+        by_addr,
+        arp,
+        answering: Arc::new(AtomicBool::new(false)),
+        hb,
+        m: Metrics::new(registry),
+        table_stale: true,
+        garps_left: 0,
+        next_garp: Instant::ZERO,
+        cfg,
+    };
+    tracing::info!(
+        vip = %lb.cfg.vip,
+        interface = %lb.iface,
+        ifindex = lb.info.ifindex,
+        proxies = lb.cfg.proxies.len(),
+        peer = ?lb.cfg.peer,
+        "lb started, XDP program attached"
+    );
+    if lb.pair.is_none() {
+        lb.activate("no peer configured")?;
+    }
+    lb.push_table()?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (learned_tx, mut learned) = tokio::sync::mpsc::unbounded_channel();
+    let resolver = {
+        let task = arp::ArpTask {
+            sock: lb.arp.clone(),
+            me: (lb.info.mac, lb.info.ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED)),
+            vip: lb.cfg.vip,
+            answer: lb.answering.clone(),
+            proxies: lb.cfg.proxies.iter().map(|p| p.addr).collect(),
+            interval: lb.cfg.resolve_interval,
+            learned: learned_tx,
+            stop: stop.clone(),
+        };
+        std::thread::Builder::new()
+            .name("lb-arp".into())
+            .spawn(move || arp::run(task))
+            .context("starting the ARP thread")?
+    };
+
+    let result = lb.event_loop(&mut learned, shutdown).await;
+    stop.store(true, Ordering::Relaxed);
+    drop(learned);
+    let _ = resolver.join();
+    tracing::info!("lb stopped, XDP program detached");
+    result
+}
+
+/// Blocking entry point of `ftsplice lb`: logging, a tokio runtime, and
+/// [`run`] until SIGTERM or SIGINT.
+pub fn main(cfg: LbConfig) -> Result<()> {
+    crate::logging::init(&cfg.log);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        let stop = async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            }
+        };
+        run(cfg, Registry::new(), stop).await
+    })
+}
+
+impl Lb {
+    async fn event_loop(
+        &mut self,
+        learned: &mut tokio::sync::mpsc::UnboundedReceiver<(Ipv4Addr, [u8; 6])>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
+        tokio::pin!(shutdown);
+        let mut buf = [0u8; 512];
+        let mut next_poll = clock::now() + COUNTER_POLL;
+        loop {
+            let wake = [
+                self.control.poll_timeout(),
+                self.pair.as_ref().map(|p| p.poll_timeout()),
+                (self.garps_left > 0).then_some(self.next_garp),
+                Some(next_poll),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(next_poll);
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                r = self.hb.recv_from(&mut buf) => match r {
+                    Ok((n, from)) => self.on_datagram(from, &buf[..n]),
+                    Err(e) => tracing::warn!(error = %e, "heartbeat socket error"),
+                },
+                Some((ip, mac)) = learned.recv() => self.on_learned(ip, mac),
+                _ = tokio::time::sleep(clock::until(wake)) => {}
+            }
+            let now = clock::now();
+            self.control.handle_timeout(now);
+            if let Some(p) = self.pair.as_mut() {
+                if p.poll_timeout() <= now {
+                    p.handle_timeout(now);
+                }
+            }
+            self.send_pair_beats().await;
+            self.drain_events()?;
+            if self.table_stale {
+                self.push_table()?;
+            }
+            if self.garps_left > 0 && now >= self.next_garp {
+                self.garp();
+            }
+            if now >= next_poll {
+                self.m.poll_counters(&self.plane);
+                next_poll = now + COUNTER_POLL;
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, from: SocketAddr, data: &[u8]) {
+        let now = clock::now();
+        let from_peer = self
+            .cfg
+            .peer
+            .as_ref()
+            .is_some_and(|p| SocketAddr::V4(p.addr).ip() == from.ip());
+        if from_peer {
+            if let Some(p) = self.pair.as_mut() {
+                if let Err(e) = p.handle_datagram(now, data) {
+                    self.m.dropped("peer");
+                    tracing::debug!(%from, error = %e, "peer heartbeat dropped");
+                }
+            }
+            return;
+        }
+        match self.control.handle_datagram(now, data) {
+            Ok(_) => self.m.received.inc(),
+            Err(e) => {
+                self.m.dropped(e.label());
+                tracing::debug!(%from, error = %e, "heartbeat dropped");
+            }
+        }
+    }
+
+    fn on_learned(&mut self, ip: Ipv4Addr, mac: [u8; 6]) {
+        let Some(&id) = self.by_addr.get(&ip) else {
+            return;
+        };
+        let old = self.macs.insert(id, mac);
+        match old {
+            None => {
+                tracing::info!(proxy = id.0, addr = %ip, mac = %fmt_mac(mac), "proxy MAC resolved")
+            }
+            Some(o) => tracing::warn!(
+                proxy = id.0, addr = %ip, old = %fmt_mac(o), new = %fmt_mac(mac),
+                "proxy MAC changed"
+            ),
+        }
+        self.table_stale = true;
+        self.control.set_reachable(id, true);
+    }
+
+    async fn send_pair_beats(&mut self) {
+        let (Some(p), Some(peer)) = (self.pair.as_mut(), self.cfg.peer.as_ref()) else {
+            return;
+        };
+        while let Some(hb) = p.poll_transmit() {
+            if let Err(e) = self.hb.send_to(&hb.encode(), peer.addr).await {
+                tracing::debug!(peer = %peer.addr, error = %e, "peer heartbeat not sent");
+            }
+        }
+    }
+
+    fn drain_events(&mut self) -> Result<()> {
+        while let Some(ev) = self.control.poll_event() {
+            match ev {
+                LbControlEvent::ProxyUp { id, weight, epoch } => {
+                    tracing::info!(proxy = id.0, weight, epoch, "proxy up: heartbeat received");
+                    self.m.proxy(id, Some(true), Some(weight));
+                }
+                LbControlEvent::ProxyDown { id, reason } => match reason {
+                    DownReason::HeartbeatsMissed { missed, silence } => {
+                        tracing::warn!(
+                            proxy = id.0,
+                            missed,
+                            silence_ms = silence.as_secs_f64() * 1e3,
+                            "proxy down: heartbeats missed"
+                        );
+                        self.m.detections.inc();
+                        self.m.silence_ms.set(silence.as_millis() as i64);
+                        self.m.proxy(id, Some(false), None);
+                    }
+                    DownReason::Restarted {
+                        old_epoch,
+                        new_epoch,
+                    } => {
+                        tracing::warn!(proxy = id.0, old_epoch, new_epoch, "proxy restarted");
+                        self.m.restarts.inc();
+                    }
+                },
+                LbControlEvent::WeightChanged { id, from, to } => {
+                    tracing::debug!(proxy = id.0, from, to, "proxy workload factor changed");
+                    self.m.proxy(id, None, Some(to));
+                }
+                LbControlEvent::Reachable { id, reachable } => {
+                    tracing::debug!(proxy = id.0, reachable, "proxy reachability changed");
+                }
+                LbControlEvent::TableChanged => self.table_stale = true,
+            }
+        }
+        self.m.live.set(self.control.live().count() as i64);
+        let pair_events: Vec<PairEvent> = match self.pair.as_mut() {
+            Some(p) => std::iter::from_fn(|| p.poll_event()).collect(),
+            None => Vec::new(),
+        };
+        for ev in pair_events {
+            match ev {
+                PairEvent::Activate(why) => self.activate(&format!("{why:?}"))?,
+                PairEvent::Deactivate(why) => self.deactivate(&format!("{why:?}")),
+                PairEvent::Reannounce if self.cfg.announce_vip => {
+                    tracing::warn!("both lbs were active; announcing the address again");
+                    self.start_garps();
+                }
+                PairEvent::Reannounce => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn activate(&mut self, why: &str) -> Result<()> {
+        tracing::warn!(vip = %self.cfg.vip, reason = why, "taking over the service address");
+        self.active = true;
+        self.m.active.set(1);
+        self.m.takeovers.inc();
+        self.table_stale = true;
+        self.push_table()?;
+        if self.cfg.announce_vip {
+            self.answering.store(true, Ordering::Relaxed);
+            self.start_garps();
+        }
+        Ok(())
+    }
+
+    fn deactivate(&mut self, why: &str) {
+        tracing::warn!(vip = %self.cfg.vip, reason = why, "giving up the service address");
+        self.active = false;
+        self.m.active.set(0);
+        self.table_stale = true;
+        self.answering.store(false, Ordering::Relaxed);
+    }
+
+    fn start_garps(&mut self) {
+        self.garps_left = GARPS;
+        self.next_garp = clock::now();
+        self.garp();
+    }
+
+    fn garp(&mut self) {
+        let g = ArpPacket::gratuitous(self.info.mac, self.cfg.vip);
+        if let Err(e) = self.arp.send(&g, BROADCAST) {
+            tracing::warn!(error = %e, "gratuitous ARP not sent");
+        }
+        self.garps_left = self.garps_left.saturating_sub(1);
+        self.next_garp = clock::now() + GARP_GAP;
+    }
+
+    /// Writes the current table (empty while standby) to the data plane.
+    fn push_table(&mut self) -> Result<()> {
+        self.table_stale = false;
+        let cfg = LbCfg {
+            vip: self.cfg.vip.octets(),
+            nslots: 0,
+            mode: self.data_mode,
+            burst: self.cfg.burst,
+        };
+        let slots = if self.active {
+            let table = SlotTable::build(self.control.table_members());
+            let macs = &self.macs;
+            ftsplice_bpf::lb::slot_table(
+                &table,
+                |id| macs.get(&id).copied(),
+                self.info.mac,
+                self.info.ifindex,
+            )
+            .map_err(|id| anyhow::anyhow!("proxy {id} is in the table without a MAC"))?
+        } else {
+            Vec::new()
+        };
+        self.plane
+            .configure(cfg, &slots)
+            .context("writing the lb table")?;
+        self.m.table_updates.inc();
+        let members: Vec<String> = self
+            .control
+            .table_members()
+            .iter()
+            .map(|(id, w)| format!("{}:{w}", id.0))
+            .collect();
+        self.m
+            .table
+            .set(if self.active { members.len() as i64 } else { 0 });
+        tracing::info!(active = self.active, members = %members.join(","), "lb table updated");
+        Ok(())
+    }
+}
+
+/// Whether `iface` is a veth (from `ethtool -i`; false if unknown).
+fn is_veth(iface: &str) -> bool {
+    ftsplice_linux::run_cmd("ethtool", &["-i", iface])
+        .is_ok_and(|o| o.lines().any(|l| l.trim() == "driver: veth"))
+}
+
+fn fmt_mac(m: [u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_map_to_the_data_plane_and_flowlet_is_refused() {
+        let src = crate::config::Source::new(
+            "lb.toml",
+            "vip = \"198.18.0.10\"\ninterface = \"e0\"\nmode = \"flowlet\"\n[heartbeat]\nlisten = \"198.18.1.1:7000\"\n",
+        );
+        let mut cfg = LbConfig::from_source(&src).unwrap();
+        let e = data_plane_mode(&cfg).unwrap_err().to_string();
+        assert!(e.contains("'mode'"), "{e}");
+        cfg.mode = LbMode::Burst;
+        assert_eq!(data_plane_mode(&cfg).unwrap(), LB_MODE_SPRAY);
+        cfg.mode = LbMode::Weighted;
+        assert_eq!(data_plane_mode(&cfg).unwrap(), LB_MODE_RANDOM);
+        assert_eq!(fmt_mac([2, 0, 0xab, 0, 0, 1]), "02:00:ab:00:00:01");
+        assert_ne!(fresh_epoch(), 0);
+    }
+}
