@@ -433,9 +433,11 @@ fn backup_lb_takes_over_when_the_primary_is_killed() {
     let lb2_ns = lan.node("lbb", LB2);
     let _p1 = Proxy::new(&mut lan, 1, &[LB1, LB2]);
     let _p2 = Proxy::new(&mut lan, 2, &[LB1, LB2]);
+    // The primary first (a backup that starts alone takes over after its
+    // start-up wait, which `proto::lb_pair` tests).
     let mut lb1 = LbProc::spawn(&lb1_ns, &lb_config(LB1, Some((LB2, "primary"))));
-    let lb2 = LbProc::spawn(&lb2_ns, &lb_config(LB2, Some((LB1, "backup"))));
     lb1.wait_table(true);
+    let lb2 = LbProc::spawn(&lb2_ns, &lb_config(LB2, Some((LB1, "backup"))));
     lb2.wait_table(false);
     assert!(
         lb2.wait_for("taking over the service address", |_| true, Duration::ZERO)

@@ -41,6 +41,9 @@ use tokio::net::UdpSocket;
 
 /// How often the BPF counters are copied into the metrics.
 const COUNTER_POLL: Duration = Duration::from_millis(500);
+/// Workload factors may change with every beat: a change of weights only
+/// is written at most this often (membership changes at once).
+const WEIGHT_HOLD: Duration = Duration::from_millis(100);
 /// Gratuitous ARPs sent per takeover (spaced by `GARP_GAP`).
 const GARPS: u32 = 3;
 const GARP_GAP: Duration = Duration::from_millis(20);
@@ -207,6 +210,9 @@ struct Lb {
     hb: UdpSocket,
     m: Metrics,
     table_stale: bool,
+    /// Active flag and member ids of the last table written, and when.
+    pushed: (bool, Vec<ProxyId>),
+    pushed_at: Instant,
     /// Gratuitous ARPs still to send, and when the next is due.
     garps_left: u32,
     next_garp: Instant,
@@ -278,10 +284,19 @@ pub async fn run(
         hb,
         m: Metrics::new(registry),
         table_stale: true,
+        pushed: (false, Vec::new()),
+        pushed_at: Instant::ZERO,
         garps_left: 0,
         next_garp: Instant::ZERO,
         cfg,
     };
+    if std::net::UdpSocket::bind((lb.cfg.vip, 0)).is_ok() {
+        tracing::warn!(
+            vip = %lb.cfg.vip,
+            "the service address is configured on this host: if this lb dies, its kernel \
+             answers for it and resets connections; remove it (the lb answers ARP itself)"
+        );
+    }
     tracing::info!(
         vip = %lb.cfg.vip,
         interface = %lb.iface,
@@ -359,6 +374,7 @@ impl Lb {
                 self.control.poll_timeout(),
                 self.pair.as_ref().map(|p| p.poll_timeout()),
                 (self.garps_left > 0).then_some(self.next_garp),
+                self.table_stale.then_some(self.pushed_at + WEIGHT_HOLD),
                 Some(next_poll),
             ]
             .into_iter()
@@ -383,7 +399,9 @@ impl Lb {
             }
             self.send_pair_beats().await;
             self.drain_events()?;
-            if self.table_stale {
+            if self.table_stale
+                && (self.membership_changed() || now >= self.pushed_at + WEIGHT_HOLD)
+            {
                 self.push_table()?;
             }
             if self.garps_left > 0 && now >= self.next_garp {
@@ -543,8 +561,21 @@ impl Lb {
         self.next_garp = clock::now() + GARP_GAP;
     }
 
+    fn member_ids(&self) -> Vec<ProxyId> {
+        self.control.table_members().ids().collect()
+    }
+
+    /// Whether the table to write differs from the last one in more than
+    /// weights (which are rate limited).
+    fn membership_changed(&self) -> bool {
+        self.pushed.0 != self.active || self.pushed.1 != self.member_ids()
+    }
+
     /// Writes the current table (empty while standby) to the data plane.
     fn push_table(&mut self) -> Result<()> {
+        let changed = self.membership_changed();
+        self.pushed = (self.active, self.member_ids());
+        self.pushed_at = clock::now();
         self.table_stale = false;
         let cfg = LbCfg {
             vip: self.cfg.vip.octets(),
@@ -578,7 +609,11 @@ impl Lb {
         self.m
             .table
             .set(if self.active { members.len() as i64 } else { 0 });
-        tracing::info!(active = self.active, members = %members.join(","), "lb table updated");
+        if changed {
+            tracing::info!(active = self.active, members = %members.join(","), "lb table updated");
+        } else {
+            tracing::debug!(active = self.active, members = %members.join(","), "lb table weights updated");
+        }
         Ok(())
     }
 }
