@@ -62,6 +62,20 @@ pub fn lb(plan: &Plan, role: LbRole, o: &ConfigOptions) -> String {
     let _ = writeln!(s, "listen = {}", q(SocketAddrV4::new(me, HEARTBEAT_PORT)));
     let _ = writeln!(s, "interval_ms = {}", o.heartbeat_ms);
     let _ = writeln!(s, "misses = {}", o.misses);
+    // The primary and the backup watch each other (docs/daemons.md, lb).
+    let peer = match role {
+        LbRole::Primary => Some((plan.backup_lb(), "primary")),
+        LbRole::Backup => Some((plan.lb(), "backup")),
+        LbRole::Gateway => None,
+    };
+    if let Some((addr, r)) = peer {
+        let _ = writeln!(
+            s,
+            "\n[peer]\naddr = {}\nrole = {}",
+            q(SocketAddrV4::new(addr, HEARTBEAT_PORT)),
+            q(r)
+        );
+    }
     for i in 0..plan.proxies {
         let _ = writeln!(
             s,
@@ -209,6 +223,7 @@ mod tests {
                 plan.vip()
             };
             assert_eq!(c.vip, want);
+            assert_eq!(c.peer.is_some(), role != LbRole::Gateway);
         }
         for i in 0..3 {
             let text = proxy(&plan, i, &http(), &o);
