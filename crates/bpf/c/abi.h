@@ -83,6 +83,11 @@ struct lb_slot {
 #define FT_LB_MODE_FLOW 0   /* flow hash: a connection sticks to one proxy */
 #define FT_LB_MODE_SPRAY 1  /* bursts of `burst` packets round the table */
 #define FT_LB_MODE_RANDOM 2 /* per packet, a random slot (paper 5.1) */
+/* SSA gateway: a TCP packet goes to the owner of its destination port
+ * (lb_port_owner, the proxies' SSA port partitions) when that owner is in
+ * the table, else by flow hash like FT_LB_MODE_FLOW. */
+#define FT_LB_MODE_PORT 3
+#define FT_LB_PORTS 65536
 
 struct lb_cfg {
 	__be32 vip;

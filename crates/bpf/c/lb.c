@@ -30,6 +30,15 @@ struct {
 	__type(value, struct lb_slot);
 } lb_slots SEC(".maps");
 
+/* SSA gateway mode: the slot of each destination port's owner; ifindex 0
+ * where the port has no live owner. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FT_LB_PORTS);
+	__type(key, __u32);
+	__type(value, struct lb_slot);
+} lb_port_owner SEC(".maps");
+
 /* Per-CPU packet count for burst spraying. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -122,7 +131,20 @@ int lb(struct xdp_md *ctx)
 		pick = ft_flow_hash(bpf_ntohl(ip->saddr), sport, bpf_ntohl(ip->daddr), dport);
 	}
 	__u32 idx = (__u32)(pick % n);
-	struct lb_slot *s = bpf_map_lookup_elem(&lb_slots, &idx);
+	struct lb_slot *s = 0;
+	if (cfg->mode == FT_LB_MODE_PORT && ip->protocol == IPPROTO_TCP &&
+	    !(ip->frag_off & bpf_htons(0x1fff))) {
+		__u32 ihl = (ip->ihl & 15) * 4;
+		__u8 *l4 = (__u8 *)ip + (ihl & 0x3c);
+		if ((void *)(l4 + 4) <= end) {
+			__u32 dport = ((__u32)l4[2] << 8) | l4[3];
+			s = bpf_map_lookup_elem(&lb_port_owner, &dport);
+			if (s && !s->ifindex)
+				s = 0;
+		}
+	}
+	if (!s)
+		s = bpf_map_lookup_elem(&lb_slots, &idx);
 	if (!s || !s->ifindex) {
 		ft_count(FT_C_LB_NO_PROXY);
 		return XDP_PASS;

@@ -6,7 +6,8 @@
 //! lives (TCX links are released on drop).
 
 use crate::bpf_abi::{
-    Counter, LbCfg, LbSlot, ProxyCfg, SpliceKey, SpliceSeen, SpliceVal, TsSeenVal, LB_SLOTS,
+    Counter, LbCfg, LbSlot, ProxyCfg, SpliceKey, SpliceSeen, SpliceVal, TsSeenVal, LB_PORTS,
+    LB_SLOTS,
 };
 use crate::objects::{AGENT_OBJ, LB_OBJ, PROXY_OBJ};
 use crate::splice_map;
@@ -351,6 +352,8 @@ pub struct LbPlane {
     ebpf: Ebpf,
     /// What the `lb_slots` map holds, so updates write only changed slots.
     written: Vec<LbSlot>,
+    /// What `lb_port_owner` holds.
+    ports_written: Vec<LbSlot>,
 }
 
 impl LbPlane {
@@ -366,6 +369,7 @@ impl LbPlane {
         Ok(LbPlane {
             ebpf,
             written: vec![LbSlot::default(); LB_SLOTS],
+            ports_written: vec![LbSlot::default(); LB_PORTS],
         })
     }
 
@@ -440,6 +444,38 @@ impl LbPlane {
             name: "lb_config",
             source,
         })
+    }
+
+    /// Sets the SSA gateway's port owners (`LB_MODE_PORT`): `owners[p]` is
+    /// the slot of the live owner of destination port `p`, or the default
+    /// (zero) slot for none. Only changed entries are written.
+    pub fn set_port_owners(&mut self, owners: &[LbSlot]) -> Result<()> {
+        if owners.len() != LB_PORTS {
+            return Err(Error::Invalid(format!(
+                "{} port owners, want {LB_PORTS}",
+                owners.len()
+            )));
+        }
+        let map = self
+            .ebpf
+            .map_mut("lb_port_owner")
+            .ok_or(Error::Missing("map lb_port_owner"))?;
+        let mut arr =
+            Array::<&mut MapData, LbSlot>::try_from(map).map_err(|source| Error::Map {
+                name: "lb_port_owner",
+                source,
+            })?;
+        for (p, s) in owners.iter().enumerate() {
+            if self.ports_written[p] == *s {
+                continue;
+            }
+            arr.set(p as u32, *s, 0).map_err(|source| Error::Map {
+                name: "lb_port_owner",
+                source,
+            })?;
+            self.ports_written[p] = *s;
+        }
+        Ok(())
     }
 
     pub fn counters(&self) -> Result<Counters> {

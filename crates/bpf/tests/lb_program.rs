@@ -8,7 +8,9 @@
 mod common;
 
 use common::*;
-use ftsplice_bpf::bpf_abi::{LbCfg, LbSlot, LB_MODE_FLOW, LB_MODE_RANDOM, LB_MODE_SPRAY};
+use ftsplice_bpf::bpf_abi::{
+    LbCfg, LbSlot, LB_MODE_FLOW, LB_MODE_PORT, LB_MODE_RANDOM, LB_MODE_SPRAY, LB_PORTS,
+};
 use ftsplice_bpf::lb::slot_table;
 use ftsplice_bpf::{Counter, LbPlane};
 use ftsplice_linux::{pin_current_thread, skip_unless_root, NetNs};
@@ -193,5 +195,49 @@ fn other_traffic_passes_and_an_empty_table_drops_tcp() {
         let r = lb.test_run(&to_vip).unwrap();
         assert_eq!(r.retval, XDP_DROP);
         assert_eq!(lb.counters().unwrap().get(Counter::LbNoProxy), 1);
+    });
+}
+
+#[test]
+fn port_mode_sends_to_the_port_owner_else_by_flow_hash() {
+    if skip_unless_root("port_mode_sends_to_the_port_owner_else_by_flow_hash") {
+        return;
+    }
+    let table = table();
+    let mut owners = vec![LbSlot::default(); LB_PORTS];
+    // Proxy 2 owns 40000..=40099 (it would get only some by hash).
+    for o in &mut owners[40000..40100] {
+        *o = LbSlot {
+            dmac: mac(ProxyId(2)).unwrap(),
+            smac: SMAC,
+            ifindex: 1,
+        };
+    }
+    let backend = SocketAddrV4::new(Ipv4Addr::new(198, 18, 9, 1), 80);
+    with_lb(|lb| {
+        lb.configure(cfg(LB_MODE_PORT, 0), &table).unwrap();
+        lb.set_port_owners(&owners).unwrap();
+        for port in 40000..40100u16 {
+            let f = Seg::new(backend, SocketAddrV4::new(VIP, port)).frame();
+            let r = lb.test_run(&f).unwrap();
+            assert_eq!(r.retval, XDP_TX);
+            assert_eq!(id_of(&r.packet[..6]), ProxyId(2), "port {port}");
+        }
+        // Unowned ports fall back to the flow-hash table.
+        let model = {
+            let mut set = ProxySet::new();
+            set.upsert(ProxyId(1), 1);
+            set.upsert(ProxyId(2), 2);
+            SlotTable::build(&set)
+        };
+        let mut seen = std::collections::HashSet::new();
+        for port in 50000..50064u16 {
+            let dst = SocketAddrV4::new(VIP, port);
+            let r = lb.test_run(&Seg::new(backend, dst).frame()).unwrap();
+            let got = id_of(&r.packet[..6]);
+            assert_eq!(Some(got), model.choose(backend, dst), "port {port}");
+            seen.insert(got);
+        }
+        assert_eq!(seen.len(), 2);
     });
 }

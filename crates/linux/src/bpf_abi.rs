@@ -101,6 +101,11 @@ pub const LB_MODE_FLOW: u32 = 0;
 pub const LB_MODE_SPRAY: u32 = 1;
 /// Per packet, a uniformly random slot.
 pub const LB_MODE_RANDOM: u32 = 2;
+/// SSA gateway: TCP to the owner of the destination port (`lb_port_owner`)
+/// when it has one, else flow hash.
+pub const LB_MODE_PORT: u32 = 3;
+/// Entries of `lb_port_owner` (one per port).
+pub const LB_PORTS: usize = 65536;
 
 /// One slot of the lb's proxy table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -7,7 +7,7 @@
 //! ```toml
 //! vip = "198.18.0.10"
 //! interface = "e1"
-//! mode = "flow-hash"          # or "weighted", "burst", "flowlet"
+//! mode = "flow-hash"          # or "weighted", "burst", "flowlet", "port-owner"
 //! burst = 40                  # packets per burst in "burst" mode
 //! xdp_mode = "auto"           # or "native", "generic"
 //! announce_vip = true         # answer ARP for vip while active, gratuitous ARP on takeover
@@ -26,12 +26,14 @@
 //! [[proxy]]
 //! id = 1
 //! addr = "198.18.1.2"
+//! ssa_ports = "40000-44999"   # SSA gateway ("port-owner"): ports it owns
 //! ```
 
 use super::common::*;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 use toml::Spanned;
@@ -47,6 +49,9 @@ pub enum LbMode {
     Burst,
     /// New proxy after an idle gap in the flow.
     Flowlet,
+    /// SSA gateway: TCP to the proxy owning the destination port (its
+    /// `ssa_ports`) while it is live, else flow hash.
+    PortOwner,
 }
 
 /// How the XDP program is attached.
@@ -78,6 +83,8 @@ pub struct LbProxy {
     pub id: u16,
     /// The proxy's real (non-VIP) address; its MAC is the forwarding target.
     pub addr: Ipv4Addr,
+    /// SSA ports this proxy opens backend connections from (`port-owner`).
+    pub ssa_ports: Option<RangeInclusive<u16>>,
 }
 
 /// A validated `lb.toml`.
@@ -145,6 +152,7 @@ struct RawPeer {
 struct RawProxy {
     id: Spanned<u16>,
     addr: Spanned<String>,
+    ssa_ports: Option<Spanned<String>>,
 }
 
 impl LbConfig {
@@ -167,11 +175,15 @@ impl LbConfig {
                 "weighted" => LbMode::Weighted,
                 "burst" => LbMode::Burst,
                 "flowlet" => LbMode::Flowlet,
+                "port-owner" => LbMode::PortOwner,
                 o => {
                     return Err(src.err(
                         v.span(),
                         "mode",
-                        format!("'{o}' is not one of 'flow-hash', 'weighted', 'burst', 'flowlet'"),
+                        format!(
+                            "'{o}' is not one of 'flow-hash', 'weighted', 'burst', 'flowlet', \
+                             'port-owner'"
+                        ),
                     ))
                 }
             },
@@ -203,9 +215,28 @@ impl LbConfig {
                     format!("proxy id {id} appears twice"),
                 ));
             }
+            let ssa_ports = p
+                .ssa_ports
+                .as_ref()
+                .map(|v| port_range(src, v, "proxy.ssa_ports"))
+                .transpose()?;
+            if let (Some(r), Some(v)) = (&ssa_ports, &p.ssa_ports) {
+                if let Some(o) = proxies.iter().find(|o: &&LbProxy| {
+                    o.ssa_ports
+                        .as_ref()
+                        .is_some_and(|q| q.start() <= r.end() && r.start() <= q.end())
+                }) {
+                    return Err(src.err(
+                        v.span(),
+                        "proxy.ssa_ports",
+                        format!("overlaps the ssa_ports of proxy {}", o.id),
+                    ));
+                }
+            }
             proxies.push(LbProxy {
                 id,
                 addr: ip_addr(src, &p.addr, "proxy.addr")?,
+                ssa_ports,
             });
         }
         let burst = match &raw.burst {

@@ -23,7 +23,9 @@ use crate::clock;
 use crate::config::{LbConfig, LbMode, PeerRole, XdpMode};
 use crate::metrics::{self, Counter, Gauge, Registry};
 use anyhow::{bail, Context, Result};
-use ftsplice_bpf::bpf_abi::{LbCfg, LB_MODE_FLOW, LB_MODE_RANDOM, LB_MODE_SPRAY};
+use ftsplice_bpf::bpf_abi::{
+    LbCfg, LbSlot, LB_MODE_FLOW, LB_MODE_PORT, LB_MODE_RANDOM, LB_MODE_SPRAY, LB_PORTS,
+};
 use ftsplice_bpf::{Counter as BpfCounter, LbPlane};
 use ftsplice_linux::arp::{iface_info, ArpPacket, ArpSocket, IfaceInfo, BROADCAST};
 use ftsplice_proto::detector::DetectorConfig;
@@ -53,6 +55,7 @@ fn data_plane_mode(cfg: &LbConfig) -> Result<u32> {
         LbMode::FlowHash => LB_MODE_FLOW,
         LbMode::Weighted => LB_MODE_RANDOM,
         LbMode::Burst => LB_MODE_SPRAY,
+        LbMode::PortOwner => LB_MODE_PORT,
         LbMode::Flowlet => bail!(
             "key 'mode': 'flowlet' needs per-flow state the XDP lb does not keep; \
              use 'flow-hash', 'weighted' or 'burst'"
@@ -561,6 +564,32 @@ impl Lb {
         self.next_garp = clock::now() + GARP_GAP;
     }
 
+    /// `LB_MODE_PORT`: the slot of each port's owner while it is in the
+    /// table (and this lb active), else zero (flow hash decides).
+    fn port_owners(&self) -> Vec<LbSlot> {
+        let mut owners = vec![LbSlot::default(); LB_PORTS];
+        if !self.active {
+            return owners;
+        }
+        for p in &self.cfg.proxies {
+            let id = ProxyId(p.id);
+            let (Some(range), Some(&dmac)) = (&p.ssa_ports, self.macs.get(&id)) else {
+                continue;
+            };
+            if !self.control.table_members().contains(id) {
+                continue;
+            }
+            for port in range.clone() {
+                owners[usize::from(port)] = LbSlot {
+                    dmac,
+                    smac: self.info.mac,
+                    ifindex: self.info.ifindex,
+                };
+            }
+        }
+        owners
+    }
+
     fn member_ids(&self) -> Vec<ProxyId> {
         self.control.table_members().ids().collect()
     }
@@ -596,6 +625,13 @@ impl Lb {
         } else {
             Vec::new()
         };
+        if self.data_mode == LB_MODE_PORT {
+            // Owners first: a port whose owner left falls back to the table.
+            let owners = self.port_owners();
+            self.plane
+                .set_port_owners(&owners)
+                .context("writing the port owners")?;
+        }
         self.plane
             .configure(cfg, &slots)
             .context("writing the lb table")?;

@@ -56,7 +56,13 @@ pub fn lb(plan: &Plan, role: LbRole, o: &ConfigOptions) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "vip = {}", q(vip));
     let _ = writeln!(s, "interface = {}", q(DEV));
-    let _ = writeln!(s, "mode = \"flow-hash\"");
+    // The gateway sends backend packets to the proxy owning the SSA port
+    // (its pre-splice socket) while it lives; spliced ones by flow hash.
+    let mode = match role {
+        LbRole::Gateway => "port-owner",
+        _ => "flow-hash",
+    };
+    let _ = writeln!(s, "mode = {}", q(mode));
     let _ = writeln!(s, "metrics = {}", q(SocketAddrV4::new(me, METRICS_PORT)));
     let _ = writeln!(s, "\n[heartbeat]");
     let _ = writeln!(s, "listen = {}", q(SocketAddrV4::new(me, HEARTBEAT_PORT)));
@@ -83,6 +89,10 @@ pub fn lb(plan: &Plan, role: LbRole, o: &ConfigOptions) -> String {
             i + 1,
             q(plan.proxy(i))
         );
+        if role == LbRole::Gateway {
+            let (lo, hi) = plan.ssa_ports(i);
+            let _ = writeln!(s, "ssa_ports = \"{lo}-{hi}\"");
+        }
     }
     let _ = writeln!(s, "\n[log]\nformat = \"json\"");
     s
@@ -224,6 +234,7 @@ mod tests {
             };
             assert_eq!(c.vip, want);
             assert_eq!(c.peer.is_some(), role != LbRole::Gateway);
+            assert_eq!(c.proxies[0].ssa_ports.is_some(), role == LbRole::Gateway);
         }
         for i in 0..3 {
             let text = proxy(&plan, i, &http(), &o);
