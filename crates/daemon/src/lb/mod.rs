@@ -393,6 +393,12 @@ impl Lb {
                 Some((ip, mac)) = learned.recv() => self.on_learned(ip, mac),
                 _ = tokio::time::sleep(clock::until(wake)) => {}
             }
+            // Heartbeats that queued up while this loop was busy (a table
+            // write) are read before anyone is timed out: the silence must
+            // be the proxy's, not ours.
+            while let Ok((n, from)) = self.hb.try_recv_from(&mut buf) {
+                self.on_datagram(from, &buf[..n]);
+            }
             let now = clock::now();
             self.control.handle_timeout(now);
             if let Some(p) = self.pair.as_mut() {
