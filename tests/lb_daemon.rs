@@ -16,7 +16,7 @@
 // A real-time test: it reads the clock and sleeps.
 #![allow(clippy::disallowed_methods)]
 
-use ftsplice_daemon::heartbeat::run_sender;
+use ftsplice_daemon::heartbeat::{spawn_sender, BeatThread};
 use ftsplice_daemon::metrics::Registry;
 use ftsplice_linux::{skip_unless_root, NetNs};
 use ftsplice_proto::heartbeat::HeartbeatSender;
@@ -102,7 +102,7 @@ struct Proxy {
     _ns: NetNs,
     stop: Arc<AtomicBool>,
     server: Option<JoinHandle<()>>,
-    beats: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<Instant>)>,
+    beats: Option<BeatThread>,
 }
 
 impl Proxy {
@@ -123,48 +123,32 @@ impl Proxy {
             .iter()
             .map(|&a| SocketAddr::V4(SocketAddrV4::new(a, HB_PORT)))
             .collect();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let beats = ns.spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let sock = tokio::net::UdpSocket::bind(SocketAddrV4::new(proxy_addr(id), 0))
-                    .await
-                    .unwrap();
+        let beats = ns
+            .run(move || {
+                let sock = std::net::UdpSocket::bind(SocketAddrV4::new(proxy_addr(id), 0)).unwrap();
                 let hb =
                     HeartbeatSender::new(ftsplice_daemon::clock::now(), ProxyId(id), 7, BEAT, 100);
-                tokio::select! {
-                    _ = run_sender(sock, targets, hb, Registry::new()) => {}
-                    _ = rx => {}
-                }
-            });
-            Instant::now()
-        });
-        let beats = std::thread::spawn(move || beats.join().unwrap().unwrap());
+                spawn_sender(sock, targets, hb, Registry::new()).unwrap()
+            })
+            .unwrap();
         Proxy {
             _ns: ns,
             stop,
             server: Some(server),
-            beats: Some((tx, beats)),
+            beats: Some(beats),
         }
     }
 
     /// Stops the heartbeats; returns when the sender stopped.
     fn stop_beats(&mut self) -> Instant {
-        let (tx, h) = self.beats.take().unwrap();
-        let _ = tx.send(());
-        h.join().unwrap()
+        drop(self.beats.take());
+        Instant::now()
     }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        if let Some((tx, h)) = self.beats.take() {
-            let _ = tx.send(());
-            let _ = h.join();
-        }
+        drop(self.beats.take());
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.server.take() {
             let _ = h.join();

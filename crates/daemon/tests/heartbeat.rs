@@ -1,16 +1,17 @@
-//! The heartbeat drivers over real UDP in a namespace: a proxy's sender at
-//! a 10 ms interval is seen up by the lb's receiver, and declared down
-//! after 3 missed beats once it stops. Prints the measured detection time.
+//! The heartbeat drivers over real UDP in a namespace: a proxy's sender
+//! thread at a 10 ms interval is seen up by the lb's receiver thread, and
+//! declared down after 3 missed beats once it stops. Prints the measured
+//! detection time.
 
 use ftsplice_daemon::clock;
-use ftsplice_daemon::heartbeat::{run_receiver, run_sender};
+use ftsplice_daemon::heartbeat::{run_receiver, spawn_sender};
 use ftsplice_daemon::metrics::Registry;
 use ftsplice_linux::{skip_unless_root, NetNs};
 use ftsplice_proto::detector::{DetectorConfig, DetectorEvent, FailureDetector};
 use ftsplice_proto::heartbeat::HeartbeatSender;
 use ftsplice_proto::ProxyId;
+use std::net::UdpSocket;
 use std::time::Duration;
-use tokio::net::UdpSocket;
 
 #[test]
 fn proxy_up_then_down_within_the_bound() {
@@ -27,9 +28,9 @@ fn proxy_up_then_down_within_the_bound() {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                let rx = UdpSocket::bind("198.18.70.1:0").await.unwrap();
+                let rx = UdpSocket::bind("198.18.70.1:0").unwrap();
                 let lb = rx.local_addr().unwrap();
-                let tx = UdpSocket::bind("198.18.70.1:0").await.unwrap();
+                let tx = UdpSocket::bind("198.18.70.1:0").unwrap();
                 let metrics = Registry::new();
                 let interval = Duration::from_millis(10);
                 let det = FailureDetector::new(DetectorConfig {
@@ -39,7 +40,7 @@ fn proxy_up_then_down_within_the_bound() {
                 let (evtx, mut evrx) = tokio::sync::mpsc::channel(16);
                 let recv = tokio::spawn(run_receiver(rx, det, evtx, metrics.clone()));
                 let hb = HeartbeatSender::new(clock::now(), ProxyId(4), 1, interval, 100);
-                let send = tokio::spawn(run_sender(tx, vec![lb], hb, metrics.clone()));
+                let send = spawn_sender(tx, vec![lb], hb, metrics.clone()).unwrap();
                 let ev = tokio::time::timeout(Duration::from_secs(2), evrx.recv())
                     .await
                     .unwrap()
@@ -52,7 +53,7 @@ fn proxy_up_then_down_within_the_bound() {
                     }
                 );
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                send.abort();
+                drop(send);
                 let killed = clock::now();
                 let ev = tokio::time::timeout(Duration::from_secs(2), evrx.recv())
                     .await

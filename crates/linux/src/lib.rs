@@ -13,6 +13,7 @@ mod error;
 mod netns;
 mod privilege;
 pub mod repair;
+pub mod sched;
 mod topology;
 
 pub use cmd::run_cmd;

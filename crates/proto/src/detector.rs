@@ -12,6 +12,16 @@
 //! missed beats, `2t..3t`, as in the paper. A single lost heartbeat never
 //! causes a false positive when `k ≥ 2`.
 //!
+//! Receiver stalls: the detector can only blame a proxy for silence its
+//! receiver actually listened through. A driver that reads the heartbeat
+//! socket on its own thread reports, with [`FailureDetector::handle_listened`],
+//! the instant up to which every datagram that arrived has been handed
+//! over (the socket was seen empty then). From the first such report on,
+//! proxies are declared down only when `last_heard + k·t` is at or before
+//! that watermark, never because the consumer (or the receiver) was
+//! descheduled while beats queued up in the socket. Heartbeats are then
+//! handled with their arrival time, not the time the consumer got to them.
+//!
 //! Restarts: a heartbeat with a new `epoch` from a proxy that is up means it
 //! restarted between beats: the detector reports `ProxyDown` then `ProxyUp`,
 //! so consumers drop state tied to the old incarnation. A heartbeat from a
@@ -89,6 +99,8 @@ pub struct FailureDetector {
     peers: BTreeMap<ProxyId, Peer>,
     events: VecDeque<DetectorEvent>,
     stats: DetectorStats,
+    /// The receiver's watermark, once it reports one (see the module docs).
+    listened: Option<Instant>,
 }
 
 impl FailureDetector {
@@ -98,7 +110,23 @@ impl FailureDetector {
             peers: BTreeMap::new(),
             events: VecDeque::new(),
             stats: DetectorStats::default(),
+            listened: None,
         }
+    }
+
+    /// The receiver has handed over every datagram that arrived before
+    /// `at`. Switches the detector to watermark mode for good: timeouts
+    /// are judged at `min(now, watermark)`, and this call itself declares
+    /// down the proxies silent for `missed · interval` before `at`.
+    pub fn handle_listened(&mut self, at: Instant) {
+        let mark = self.listened.map_or(at, |m| m.max(at));
+        self.listened = Some(mark);
+        self.declare_silent_down(mark);
+    }
+
+    /// The receiver's watermark, if it reports one.
+    pub fn listened(&self) -> Option<Instant> {
+        self.listened
     }
 
     pub fn config(&self) -> DetectorConfig {
@@ -183,7 +211,12 @@ impl FailureDetector {
     }
 
     /// The earliest instant at which a live proxy would be declared down.
+    /// In watermark mode there is none: only [`Self::handle_listened`]
+    /// can move the judgement forward.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.listened.is_some() {
+            return None;
+        }
         let dead_after = self.cfg.dead_after();
         self.peers
             .values()
@@ -192,8 +225,14 @@ impl FailureDetector {
             .min()
     }
 
-    /// Declares down every live proxy silent for `missed · interval`.
+    /// Declares down every live proxy silent for `missed · interval` (up
+    /// to the receiver's watermark in watermark mode).
     pub fn handle_timeout(&mut self, now: Instant) {
+        let judged = self.listened.map_or(now, |m| m.min(now));
+        self.declare_silent_down(judged);
+    }
+
+    fn declare_silent_down(&mut self, now: Instant) {
         let dead_after = self.cfg.dead_after();
         for (&id, p) in self.peers.iter_mut() {
             if p.up && p.last_heard + dead_after <= now {
@@ -362,6 +401,112 @@ mod tests {
         assert_eq!(d.stats().malformed, 2);
         assert_eq!(d.live().count(), 0);
         assert_eq!(drain(&mut d), []);
+    }
+
+    #[test]
+    fn watermark_blames_only_silence_the_receiver_listened_through() {
+        let mut d = det(10, 3);
+        d.handle_heartbeat(ms(0), &beat(1, 1, 0, 1));
+        d.handle_listened(ms(5));
+        assert_eq!(d.poll_timeout(), None, "watermark mode has no own timer");
+        drain(&mut d);
+        // The consumer is descheduled for 200 ms while beats queue up in the
+        // socket: its late timeout must not kill the proxy.
+        d.handle_timeout(ms(200));
+        assert!(d.is_up(ProxyId(1)));
+        // The queued beats come in with their arrival times, then the
+        // receiver reports the socket empty.
+        for seq in 1..20u64 {
+            d.handle_heartbeat(ms(seq * 10), &beat(1, 1, seq, 1));
+        }
+        d.handle_listened(ms(201));
+        assert!(d.is_up(ProxyId(1)));
+        assert_eq!(drain(&mut d), []);
+        // A watermark never goes back.
+        d.handle_listened(ms(100));
+        assert_eq!(d.listened(), Some(ms(201)));
+        // Real silence after the last beat (190): down once the receiver
+        // listened through 190 + 30, not before, whatever `now` says.
+        d.handle_timeout(ms(1_000));
+        d.handle_listened(ms(219));
+        assert!(d.is_up(ProxyId(1)));
+        d.handle_listened(ms(220));
+        assert_eq!(drain(&mut d), [ProxyDown { id: ProxyId(1) }]);
+    }
+
+    #[test]
+    fn watermark_timeouts_take_the_earlier_of_now_and_the_mark() {
+        let mut d = det(10, 3);
+        d.handle_heartbeat(ms(0), &beat(1, 1, 0, 1));
+        drain(&mut d);
+        d.handle_listened(ms(500));
+        // Declared down by the watermark itself.
+        assert_eq!(drain(&mut d), [ProxyDown { id: ProxyId(1) }]);
+        d.handle_heartbeat(ms(510), &beat(1, 1, 1, 1));
+        d.handle_listened(ms(515));
+        assert!(d.is_up(ProxyId(1)));
+        // `now` is far ahead, the watermark limits.
+        d.handle_timeout(ms(2_000));
+        assert!(d.is_up(ProxyId(1)));
+        // Without a watermark, `now` alone decides.
+        let mut plain = det(10, 3);
+        plain.handle_heartbeat(ms(510), &beat(1, 1, 1, 1));
+        plain.handle_timeout(ms(539));
+        assert!(plain.is_up(ProxyId(1)));
+        plain.handle_timeout(ms(540));
+        assert!(!plain.is_up(ProxyId(1)));
+        assert_eq!(plain.listened(), None);
+    }
+
+    proptest::proptest! {
+        /// Beats sent every `t` with up to `t/2` delivery jitter and a
+        /// consumer that is descheduled for up to 40 intervals at a time
+        /// (the watermark lags by as much) never yield a false down; after
+        /// the crash, the proxy is declared down at the first watermark at
+        /// or past `last_arrival + k·t`.
+        #[test]
+        fn stalls_never_suspect_and_crashes_are_found(
+            jitter in proptest::collection::vec(0u64..5, 60),
+            stalls in proptest::collection::vec(0u64..400, 60),
+            crash_beat in 10usize..60,
+        ) {
+            let t = 10u64;
+            let mut d = det(t, 3);
+            // Arrival times of the beats sent before the crash.
+            let arrivals: Vec<u64> = (0..crash_beat)
+                .map(|i| i as u64 * t + jitter[i])
+                .collect();
+            let mut next = 0;
+            let mut now = 0u64;
+            let mut prev = 0u64;
+            let mut detected = None;
+            for stall in stalls.iter().copied().chain(std::iter::repeat(3)) {
+                prev = now;
+                now += 1 + stall;
+                // Everything that arrived before `now` is handed over in
+                // order, then the watermark.
+                while next < arrivals.len() && arrivals[next] < now {
+                    let at = arrivals[next];
+                    d.handle_heartbeat(ms(at), &beat(1, 1, next as u64, 1));
+                    next += 1;
+                }
+                d.handle_listened(ms(now));
+                d.handle_timeout(ms(now + 50));
+                if drain(&mut d).contains(&ProxyDown { id: ProxyId(1) }) {
+                    detected = Some(now);
+                    break;
+                }
+                if now > 10_000 {
+                    break;
+                }
+            }
+            let detected = detected.expect("crash detected");
+            proptest::prop_assert!(next == arrivals.len(), "down before the last beat was handed over");
+            let last = arrivals[arrivals.len() - 1];
+            // Declared down at the first watermark at or after last + 3t.
+            proptest::prop_assert!(detected >= last + 3 * t);
+            proptest::prop_assert!(prev < last + 3 * t, "{prev} {last}");
+        }
     }
 
     #[test]

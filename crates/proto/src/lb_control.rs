@@ -224,6 +224,16 @@ impl LbControl {
         self.drain(now, 0);
     }
 
+    /// The receiver has handed over every heartbeat that arrived before
+    /// `at` (see [`FailureDetector::handle_listened`]): from then on,
+    /// proxies are only declared down for silence the receiver listened
+    /// through, and a `silence` reported in [`DownReason`] is counted up to
+    /// the watermark.
+    pub fn handle_listened(&mut self, at: Instant) {
+        self.detector.handle_listened(at);
+        self.drain(at, 0);
+    }
+
     pub fn poll_event(&mut self) -> Option<LbControlEvent> {
         self.events.pop_front()
     }
@@ -414,6 +424,39 @@ mod tests {
         // It comes back with its next beat.
         c.handle_datagram(ms(200), &beat(1, 1, 9, 5)).unwrap();
         assert_eq!(members(&c), [(p(1), 5), (p(2), 5)]);
+    }
+
+    #[test]
+    fn with_a_watermark_the_silence_is_judged_where_the_receiver_listened() {
+        let mut c = ctl();
+        c.set_reachable(p(1), true);
+        c.handle_datagram(ms(0), &beat(1, 1, 0, 5)).unwrap();
+        c.handle_listened(ms(1));
+        drain(&mut c);
+        assert_eq!(c.poll_timeout(), None);
+        // The driver's loop was late by 300 ms; the receiver thread kept
+        // time-stamping the beats as they arrived.
+        c.handle_timeout(ms(300));
+        assert!(c.is_up(p(1)));
+        for i in 1..30u64 {
+            c.handle_datagram(ms(10 * i), &beat(1, 1, i, 5)).unwrap();
+        }
+        c.handle_listened(ms(301));
+        assert!(drain(&mut c).is_empty(), "no false suspicion");
+        c.handle_listened(ms(320));
+        assert_eq!(
+            drain(&mut c),
+            [
+                ProxyDown {
+                    id: p(1),
+                    reason: DownReason::HeartbeatsMissed {
+                        missed: 3,
+                        silence: Duration::from_millis(30)
+                    }
+                },
+                TableChanged
+            ]
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! `[peer]`, the other lb's heartbeats to `proto::lb_pair::LbPair` (who owns
 //! the address). Whenever the table members change it rebuilds the slot
 //! table from `proto::lb::SlotTable` (weights `W_i / ΣW`) and writes the
-//! changed slots. While active it answers ARP for the service address
+//! changed slots. Heartbeats are read and time-stamped on their own
+//! thread ([`crate::heartbeat::spawn_receiver`]), whose watermarks keep a
+//! busy loop from blaming its own delay on a proxy. While active it answers ARP for the service address
 //! ([`arp`]; the address is never put on the interface, so a killed lb
 //! leaves nothing behind that could answer or reset), and on taking over it
 //! sends gratuitous ARP. All decisions are in `proto`; this module only
@@ -21,6 +23,7 @@ mod arp;
 
 use crate::clock;
 use crate::config::{LbConfig, LbMode, PeerRole, XdpMode};
+use crate::heartbeat::{self, BeatThread, Received};
 use crate::metrics::{self, Counter, Gauge, Registry};
 use anyhow::{bail, Context, Result};
 use ftsplice_bpf::bpf_abi::{
@@ -210,6 +213,8 @@ struct Lb {
     arp: Arc<ArpSocket>,
     /// Shared with the ARP thread: answer ARP for the address.
     answering: Arc<AtomicBool>,
+    /// Sends this lb's beats to its peer (the listening socket belongs to
+    /// the receiver thread; the peer knows us by address, not port).
     hb: UdpSocket,
     m: Metrics,
     table_stale: bool,
@@ -245,9 +250,16 @@ pub async fn run(
     plane
         .attach_mode(&iface, native)
         .with_context(|| format!("attaching the XDP lb to {iface}"))?;
-    let hb = UdpSocket::bind(cfg.heartbeat_listen)
-        .await
+    let hb_listen = std::net::UdpSocket::bind(cfg.heartbeat_listen)
         .with_context(|| format!("key 'heartbeat.listen': binding {}", cfg.heartbeat_listen))?;
+    let hb = UdpSocket::bind(std::net::SocketAddrV4::new(*cfg.heartbeat_listen.ip(), 0))
+        .await
+        .with_context(|| {
+            format!(
+                "binding the peer heartbeat socket on {}",
+                cfg.heartbeat_listen.ip()
+            )
+        })?;
     if let Some(addr) = cfg.metrics {
         let l = tokio::net::TcpListener::bind(addr)
             .await
@@ -332,7 +344,13 @@ pub async fn run(
             .context("starting the ARP thread")?
     };
 
-    let result = lb.event_loop(&mut learned, shutdown).await;
+    let (beats_tx, mut beats) = tokio::sync::mpsc::unbounded_channel();
+    let receiver = heartbeat::spawn_receiver(hb_listen, lb.cfg.heartbeat_interval / 2, beats_tx)
+        .context("starting the heartbeat receiver thread")?;
+    let result = lb
+        .event_loop(&mut learned, &mut beats, &receiver, shutdown)
+        .await;
+    drop(receiver);
     stop.store(true, Ordering::Relaxed);
     drop(learned);
     let _ = resolver.join();
@@ -367,10 +385,11 @@ impl Lb {
     async fn event_loop(
         &mut self,
         learned: &mut tokio::sync::mpsc::UnboundedReceiver<(Ipv4Addr, [u8; 6])>,
+        beats: &mut tokio::sync::mpsc::UnboundedReceiver<Received>,
+        receiver: &BeatThread,
         shutdown: impl Future<Output = ()>,
     ) -> Result<()> {
         tokio::pin!(shutdown);
-        let mut buf = [0u8; 512];
         let mut next_poll = clock::now() + COUNTER_POLL;
         loop {
             let wake = [
@@ -386,18 +405,21 @@ impl Lb {
             .unwrap_or(next_poll);
             tokio::select! {
                 _ = &mut shutdown => return Ok(()),
-                r = self.hb.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => self.on_datagram(from, &buf[..n]),
-                    Err(e) => tracing::warn!(error = %e, "heartbeat socket error"),
+                m = beats.recv() => match m {
+                    Some(m) => self.on_received(m),
+                    None => bail!("the heartbeat receiver thread stopped"),
                 },
                 Some((ip, mac)) = learned.recv() => self.on_learned(ip, mac),
                 _ = tokio::time::sleep(clock::until(wake)) => {}
             }
-            // Heartbeats that queued up while this loop was busy (a table
-            // write) are read before anyone is timed out: the silence must
-            // be the proxy's, not ours.
-            while let Ok((n, from)) = self.hb.try_recv_from(&mut buf) {
-                self.on_datagram(from, &buf[..n]);
+            // Everything the receiver thread handed over is applied before
+            // anyone is timed out; proxies are judged up to its watermark
+            // (the silence must be the proxy's, not ours).
+            while let Ok(m) = beats.try_recv() {
+                self.on_received(m);
+            }
+            if receiver.is_finished() {
+                bail!("the heartbeat receiver thread stopped");
             }
             let now = clock::now();
             self.control.handle_timeout(now);
@@ -423,8 +445,15 @@ impl Lb {
         }
     }
 
-    fn on_datagram(&mut self, from: SocketAddr, data: &[u8]) {
-        let now = clock::now();
+    fn on_received(&mut self, m: Received) {
+        match m {
+            Received::Datagram { at, from, data } => self.on_datagram(at, from, &data),
+            Received::Listened(at) => self.control.handle_listened(at),
+        }
+    }
+
+    /// A datagram that arrived at `now` (the receiver thread's stamp).
+    fn on_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         let from_peer = self
             .cfg
             .peer

@@ -1,5 +1,6 @@
 //! `ftsplice proxy`: wires the accept [`Pipeline`], the [`Control`] loop
-//! (replication, teardown, data plane), heartbeats to the lb(s), the
+//! (replication, teardown, data plane), heartbeats to the lb(s) (on their
+//! own thread, see [`crate::heartbeat`]), the
 //! metrics endpoint and the data plane's counters together. Everything runs
 //! on the caller's tokio runtime and in the calling thread's network
 //! namespace; it runs until the future is dropped (or a socket fails to
@@ -160,25 +161,27 @@ pub async fn run(cfg: ProxyConfig, sink: Box<dyn SpliceSink>, metrics: Registry)
     );
     let (tx, rx) = tokio::sync::mpsc::channel(cfg.max_pending.max(1));
     tokio::spawn(control::run(ctl, repl_sock, rx));
-    if let Some(hb) = &cfg.heartbeat {
-        let sock = UdpSocket::bind("0.0.0.0:0")
-            .await
-            .context("binding the heartbeat socket")?;
-        let sender = HeartbeatSender::new(
-            crate::clock::now(),
-            ProxyId(cfg.id),
-            epoch(),
-            hb.interval,
-            hb.workload,
-        );
-        let targets = hb.lb.iter().map(|a| SocketAddr::V4(*a)).collect();
-        tokio::spawn(crate::heartbeat::run_sender(
-            sock,
-            targets,
-            sender,
-            metrics.clone(),
-        ));
-    }
+    // Beats to the lb(s) come from their own thread (raised priority), so
+    // a busy runtime cannot delay them; the thread stops with this future.
+    let _beats = match &cfg.heartbeat {
+        Some(hb) => {
+            let sock =
+                std::net::UdpSocket::bind("0.0.0.0:0").context("binding the heartbeat socket")?;
+            let sender = HeartbeatSender::new(
+                crate::clock::now(),
+                ProxyId(cfg.id),
+                epoch(),
+                hb.interval,
+                hb.workload,
+            );
+            let targets = hb.lb.iter().map(|a| SocketAddr::V4(*a)).collect();
+            Some(
+                crate::heartbeat::spawn_sender(sock, targets, sender, metrics.clone())
+                    .context("starting the heartbeat thread")?,
+            )
+        }
+        None => None,
+    };
     tokio::spawn(export_dataplane_counters(sink.clone(), metrics.clone()));
     let pipeline = Arc::new(Pipeline::new(
         cfg.clone(),
