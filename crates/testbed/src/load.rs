@@ -59,6 +59,11 @@ impl Progress {
             .unwrap_or(u64::MAX)
     }
 
+    /// Transfers that ended (completed or not).
+    pub fn ended(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
     /// Whether every transfer ended (completed or not).
     pub fn finished(&self) -> bool {
         self.done.load(Ordering::Relaxed) >= self.per_conn.len() as u64

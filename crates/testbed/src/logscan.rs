@@ -1,7 +1,8 @@
 //! Reading the daemons' structured logs (`[log] format = "json"`: one JSON
 //! object per line with an RFC 3339 UTC `timestamp`, tracing-subscriber's
 //! format) to place their events on a run's timeline: when a failure
-//! detector declared a proxy dead, when a backup lb took over.
+//! detector declared a proxy dead, when a backup lb took over, and how
+//! often a detector suspected a proxy that was alive.
 
 /// Milliseconds since the Unix epoch of an RFC 3339 UTC time
 /// (`2026-11-23T12:20:01.123456Z`; a numeric offset is applied).
@@ -86,6 +87,24 @@ pub fn first_event(log: &str, after_unix_ms: f64, all: &[&str]) -> Option<f64> {
         .map(|(t, _)| t)
 }
 
+/// The lb's "proxy down" events that were false suspicions: all of them
+/// except those of proxy `victim` at or after `killed_unix_ms` (the one
+/// proxy the scenario killed, if any).
+pub fn false_downs(log: &str, victim: Option<u16>, killed_unix_ms: f64) -> usize {
+    events(log)
+        .into_iter()
+        .filter(|(_, v)| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .is_some_and(|m| m.starts_with("proxy down"))
+        })
+        .filter(|(t, v)| {
+            let id = v.get("proxy").and_then(|p| p.as_u64());
+            !(victim.is_some() && id == victim.map(u64::from) && *t >= killed_unix_ms)
+        })
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +156,11 @@ mod tests {
             Some(3000.0)
         );
         assert_eq!(first_event(log, 1500.0, &["proxy up"]), None);
+        // Proxy 1 killed at 2.5 s: its later down is the detection, the
+        // others are false suspicions.
+        assert_eq!(false_downs(log, Some(1), 2500.0), 2);
+        assert_eq!(false_downs(log, Some(1), 0.0), 1);
+        assert_eq!(false_downs(log, None, 0.0), 3);
+        assert_eq!(false_downs("", Some(1), 0.0), 0);
     }
 }

@@ -15,13 +15,20 @@
 //!   iperf3's first bytes are not one: when a proxy refused it that way the
 //!   scenario fails with [`Unsupported`], naming the missing proxy feature.
 //!
-//! "Halfway" is when half the payload moved and every connection moved at
-//! least a quarter of its body (so each is spliced, not in its pre-splice
-//! phase, which splice replication does not protect: ARCHITECTURE.md).
-//! Fault times are ms since the load started; `detected_ms` comes from the
-//! daemons' JSON logs (the lb's "proxy down", the backup's "taking over"),
-//! `recovered_ms` and the stall from the clients' payload timelines
-//! ([`crate::timeline`]).
+//! Faults are injected by the load's progress, not by time ([`due`]):
+//! "halfway" is when half the payload moved and every running connection
+//! moved at least a quarter of its body (so each is spliced, not in its
+//! pre-splice phase, which splice replication does not protect:
+//! ARCHITECTURE.md); a straggler cannot hold the fault back past three
+//! quarters of the payload. The report says where the fault hit
+//! (`fault_load_fraction`, `fault_ended`, `fault_forced`), and a scenario
+//! fails if the fault did not hit while the load was running (the load had
+//! ended, or no transfer moved a byte after it). Fault times are ms since
+//! the load started; `detected_ms` comes from the daemons' JSON logs (the
+//! lb's "proxy down", the backup's "taking over"), `recovered_ms` and the
+//! stall from the clients' payload timelines ([`crate::timeline`]);
+//! `false_proxy_downs` counts the lbs' "proxy down" events for proxies that
+//! were alive.
 
 use crate::body::digest;
 use crate::iperf::{client_command, parse_intervals, parse_received_mbps, IperfServer};
@@ -134,31 +141,159 @@ fn spec(o: &Options) -> Spec {
     s
 }
 
-/// Waits until the load is halfway (see the module docs) or `limit`
-/// passes, checking the daemons meanwhile.
+/// Where the load is, read from its [`Progress`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LoadPoint {
+    /// Payload bytes moved, of `total`.
+    pub bytes: u64,
+    pub total: u64,
+    /// Transfers ended (completed or not), of `conns`.
+    pub ended: u64,
+    pub conns: u64,
+    /// Bytes of the running transfer that moved the fewest (`u64::MAX`
+    /// when none runs).
+    pub slowest: u64,
+}
+
+impl LoadPoint {
+    fn read(p: &Progress, total: u64, conns: u64) -> LoadPoint {
+        LoadPoint {
+            bytes: p.bytes(),
+            total,
+            ended: p.ended(),
+            conns,
+            slowest: p.min_conn(),
+        }
+    }
+
+    /// Fraction of the payload moved.
+    pub fn fraction(&self) -> f64 {
+        self.bytes as f64 / self.total.max(1) as f64
+    }
+
+    /// Whether the load is over (nothing left to hit).
+    pub fn over(&self) -> bool {
+        self.ended >= self.conns || self.bytes >= self.total
+    }
+}
+
+/// When to inject the fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Due {
+    Wait,
+    /// Halfway, every running transfer past `per_conn / 4`.
+    Now,
+    /// Three quarters of the payload moved and a straggler still below a
+    /// quarter: inject anyway rather than let the load run out.
+    Forced,
+}
+
+/// The fault-injection rule (module docs) for transfers of `per_conn`
+/// bytes each.
+pub fn due(at: &LoadPoint, per_conn: u64) -> Due {
+    if at.over() {
+        return Due::Wait;
+    }
+    let f = at.fraction();
+    if f >= 0.5 && at.slowest >= per_conn / 4 {
+        Due::Now
+    } else if f >= 0.75 {
+        Due::Forced
+    } else {
+        Due::Wait
+    }
+}
+
+/// Waits until the fault is [`due`] or `limit` passes, checking the
+/// daemons meanwhile; fails if the load ended first.
 fn wait_halfway(
     sys: &mut System,
     p: &Progress,
-    total: u64,
+    conns: u64,
     per_conn: u64,
     limit: Duration,
-) -> Result<()> {
+) -> Result<Due> {
+    let total = conns * per_conn;
     let deadline = Instant::now() + limit;
-    while !(p.bytes() >= total / 2 && p.min_conn() >= per_conn / 4) {
+    loop {
+        let at = LoadPoint::read(p, total, conns);
+        match due(&at, per_conn) {
+            Due::Wait => {}
+            d => return Ok(d),
+        }
         sys.check()?;
-        if p.finished() {
-            bail!("the load finished before the fault could be injected (make it larger)");
+        if at.over() {
+            bail!(
+                "the load ended before the fault could be injected ({} of {total} bytes, \
+                 {} of {conns} transfers ended): make it larger",
+                at.bytes,
+                at.ended
+            );
         }
         if Instant::now() > deadline {
             bail!(
                 "load not halfway after {limit:?}: {} of {total} bytes moved, slowest connection {} bytes",
-                p.bytes(),
-                p.min_conn()
+                at.bytes,
+                at.slowest
             );
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    Ok(())
+}
+
+/// Where a fault hit: the load's progress read right after the kill.
+#[derive(Clone, Copy, Debug)]
+struct FaultPoint {
+    at_ms: f64,
+    load: LoadPoint,
+    due: Due,
+}
+
+impl FaultPoint {
+    fn after_kill(t0: Instant, p: &Progress, conns: u64, per_conn: u64, due: Due) -> Self {
+        FaultPoint {
+            at_ms: t0.elapsed().as_secs_f64() * 1e3,
+            load: LoadPoint::read(p, conns * per_conn, conns),
+            due,
+        }
+    }
+
+    /// Fails unless the fault hit a running load: the load was not over at
+    /// the kill and some transfer moved payload after it.
+    fn check_hit(&self, ts: &[Transfer]) -> Result<()> {
+        if self.load.over() {
+            bail!(
+                "the fault at {:.1} ms came after the load ended ({} of {} transfers ended): \
+                 the scenario did not test the fault",
+                self.at_ms,
+                self.load.ended,
+                self.load.conns
+            );
+        }
+        let moved_after = ts
+            .iter()
+            .any(|t| t.moves.last().is_some_and(|&m| m > self.at_ms));
+        if !moved_after {
+            bail!(
+                "no transfer moved payload after the fault at {:.1} ms: the scenario did not test the fault",
+                self.at_ms
+            );
+        }
+        Ok(())
+    }
+
+    fn report(&self, r: &mut Report) {
+        let d = &mut r.details;
+        d.insert(
+            "fault_load_fraction".into(),
+            (self.load.fraction() * 1e4).round() / 1e4,
+        );
+        d.insert("fault_ended".into(), self.load.ended as f64);
+        d.insert(
+            "fault_forced".into(),
+            f64::from(u8::from(self.due == Due::Forced)),
+        );
+    }
 }
 
 /// Kills `victim`; returns (its daemon name, fault kind).
@@ -235,6 +370,17 @@ fn fault_report(
         "stall_ms".into(),
         round_ms(timeline::stall_ms(ts, at_ms, until)),
     );
+    let killed = match victim {
+        Victim::Proxy(i) => u16::try_from(i + 1).ok(),
+        Victim::Lb => None,
+    };
+    let false_downs: usize = ["lb", "lb2", "gw"]
+        .iter()
+        .filter_map(|d| Some(sys.daemon(d).ok()?.log()))
+        .map(|log| logscan::false_downs(&log, killed, t0_unix + at_ms))
+        .sum();
+    r.details
+        .insert("false_proxy_downs".into(), false_downs as f64);
     r.details.insert(
         "normal_gap_ms".into(),
         round_ms(timeline::normal_gap_ms(ts, at_ms)),
@@ -271,21 +417,25 @@ fn put_with_fault(name: &str, o: &Options, victim: Victim) -> Result<Report> {
     let progress = Arc::new(Progress::new(o.conns));
     let (t0, t0_unix) = (Instant::now(), unix_ms(SystemTime::now()));
     let handles = load::start(&sys.clients(), &load, &progress, t0);
-    let half = wait_halfway(&mut sys, &progress, o.conns * o.size, o.size, o.timeout);
-    let fault = half.and_then(|()| {
-        let at = t0.elapsed().as_secs_f64() * 1e3;
-        kill(&mut sys, victim).map(|n| (at, n))
+    let fault = wait_halfway(&mut sys, &progress, o.conns, o.size, o.timeout).and_then(|due| {
+        let n = kill(&mut sys, victim)?;
+        Ok((
+            FaultPoint::after_kill(t0, &progress, o.conns, o.size, due),
+            n,
+        ))
     });
     let ts = load::join(handles);
     if fault.is_err() {
         eprintln!("{name}: transfers: {}", verify::failures(&ts, 5));
     }
-    let (at_ms, target) = fault?;
+    let (point, target) = fault?;
+    point.check_hit(&ts)?;
     sys.check()?;
     let mut r = Report::new(name, "testbed", o.seed);
     r.connections = verify::puts(&ts, &sys.nginx[0].dir().join("www").join("up"));
     summarize(&ts, &mut r);
-    fault_report(&mut sys, victim, target, t0_unix, at_ms, &ts, &mut r);
+    point.report(&mut r);
+    fault_report(&mut sys, victim, target, t0_unix, point.at_ms, &ts, &mut r);
     note_failures(&ts, &r);
     Ok(r)
 }
@@ -437,23 +587,25 @@ fn stream(o: &Options) -> Result<Report> {
     let (t0, t0_unix) = (Instant::now(), unix_ms(SystemTime::now()));
     let handles = load::start(&sys.clients(), &load, &progress, t0);
     let client = sys.nodes.clients[0];
-    let fault = wait_halfway(&mut sys, &progress, o.stream_size, o.stream_size, o.timeout)
-        .and_then(|()| {
-            let port = busiest_port(&sys, client, vip)?;
-            let owner = {
-                let c = SocketAddrV4::new(sys.plan.client(0), port);
-                splicer_of(&mut sys, c)?
-            };
-            let at = t0.elapsed().as_secs_f64() * 1e3;
-            kill(&mut sys, Victim::Proxy(owner))?;
-            Ok((at, owner))
-        });
+    let fault = wait_halfway(&mut sys, &progress, 1, o.stream_size, o.timeout).and_then(|due| {
+        let port = busiest_port(&sys, client, vip)?;
+        let owner = {
+            let c = SocketAddrV4::new(sys.plan.client(0), port);
+            splicer_of(&mut sys, c)?
+        };
+        kill(&mut sys, Victim::Proxy(owner))?;
+        let point = FaultPoint::after_kill(t0, &progress, 1, o.stream_size, due);
+        Ok((point, owner))
+    });
     let ts = load::join(handles);
-    let (at_ms, owner) = fault?;
+    let (point, owner) = fault?;
+    point.check_hit(&ts)?;
+    let at_ms = point.at_ms;
     sys.check()?;
     let mut r = Report::new("stream", "testbed", o.seed);
     r.connections = verify::puts(&ts, &sys.nginx[0].dir().join("www").join("up"));
     summarize(&ts, &mut r);
+    point.report(&mut r);
     let target = format!("proxy{}", owner + 1);
     fault_report(
         &mut sys,
@@ -602,6 +754,65 @@ fn iperf(o: &Options) -> Result<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn faults_are_due_by_progress_and_never_after_the_load() {
+        let per = 1_000;
+        let at = |bytes: u64, ended: u64, slowest: u64| LoadPoint {
+            bytes,
+            total: 10 * per,
+            ended,
+            conns: 10,
+            slowest,
+        };
+        assert_eq!(due(&at(4_999, 0, 400), per), Due::Wait);
+        assert_eq!(due(&at(5_000, 0, 250), per), Due::Now);
+        // A straggler below a quarter holds the fault back...
+        assert_eq!(due(&at(7_000, 3, 100), per), Due::Wait);
+        // ...but not past three quarters.
+        assert_eq!(due(&at(7_500, 5, 100), per), Due::Forced);
+        // Nothing is due once the load is over.
+        assert_eq!(due(&at(10_000, 9, u64::MAX), per), Due::Wait);
+        assert_eq!(due(&at(9_000, 10, u64::MAX), per), Due::Wait);
+        assert!(at(9_000, 10, 0).over());
+        assert_eq!(at(2_500, 0, 0).fraction(), 0.25);
+        // Every transfer still running is past its quarter: due.
+        assert_eq!(due(&at(6_000, 9, u64::MAX), per), Due::Now);
+    }
+
+    #[test]
+    fn a_fault_must_hit_a_running_load() {
+        let t = |moves: Vec<f64>| Transfer {
+            conn: 0,
+            status: Ok(201),
+            start_ms: 0.0,
+            end_ms: moves.last().copied().unwrap_or(0.0),
+            bytes: 1,
+            digest: [0; 32],
+            moves,
+        };
+        let point = |ended| FaultPoint {
+            at_ms: 100.0,
+            load: LoadPoint {
+                bytes: 500,
+                total: 1_000,
+                ended,
+                conns: 2,
+                slowest: 300,
+            },
+            due: Due::Now,
+        };
+        assert!(point(0).check_hit(&[t(vec![50.0, 150.0])]).is_ok());
+        let e = point(2).check_hit(&[t(vec![50.0, 150.0])]).unwrap_err();
+        assert!(e.to_string().contains("after the load ended"), "{e}");
+        let e = point(0).check_hit(&[t(vec![50.0, 90.0])]).unwrap_err();
+        assert!(e.to_string().contains("no transfer moved"), "{e}");
+        let mut r = Report::new("x", "testbed", 1);
+        point(1).report(&mut r);
+        assert_eq!(r.details["fault_load_fraction"], 0.5);
+        assert_eq!(r.details["fault_ended"], 1.0);
+        assert_eq!(r.details["fault_forced"], 0.0);
+    }
 
     #[test]
     fn finds_the_busiest_connection() {
