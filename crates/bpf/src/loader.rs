@@ -347,6 +347,29 @@ impl SplicePlane {
     }
 }
 
+/// Writes the entries of `new` that differ from `shadow` (what the
+/// `Array<LbSlot>` map `name` holds from index 0) and records them there.
+fn write_changed(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    missing: &'static str,
+    shadow: &mut [LbSlot],
+    new: &[LbSlot],
+) -> Result<()> {
+    let map = ebpf.map_mut(name).ok_or(Error::Missing(missing))?;
+    let mut arr = Array::<&mut MapData, LbSlot>::try_from(map)
+        .map_err(|source| Error::Map { name, source })?;
+    for (i, (old, s)) in shadow.iter_mut().zip(new).enumerate() {
+        if *old == *s {
+            continue;
+        }
+        arr.set(i as u32, *s, 0)
+            .map_err(|source| Error::Map { name, source })?;
+        *old = *s;
+    }
+    Ok(())
+}
+
 /// A loaded lb object.
 pub struct LbPlane {
     ebpf: Ebpf,
@@ -410,27 +433,13 @@ impl LbPlane {
                 slots.len()
             )));
         }
-        {
-            let map = self
-                .ebpf
-                .map_mut("lb_slots")
-                .ok_or(Error::Missing("map lb_slots"))?;
-            let mut arr =
-                Array::<&mut MapData, LbSlot>::try_from(map).map_err(|source| Error::Map {
-                    name: "lb_slots",
-                    source,
-                })?;
-            for (i, s) in slots.iter().enumerate() {
-                if self.written[i] == *s {
-                    continue;
-                }
-                arr.set(i as u32, *s, 0).map_err(|source| Error::Map {
-                    name: "lb_slots",
-                    source,
-                })?;
-                self.written[i] = *s;
-            }
-        }
+        write_changed(
+            &mut self.ebpf,
+            "lb_slots",
+            "map lb_slots",
+            &mut self.written,
+            slots,
+        )?;
         cfg.nslots = slots.len() as u32;
         let map = self
             .ebpf
@@ -456,26 +465,13 @@ impl LbPlane {
                 owners.len()
             )));
         }
-        let map = self
-            .ebpf
-            .map_mut("lb_port_owner")
-            .ok_or(Error::Missing("map lb_port_owner"))?;
-        let mut arr =
-            Array::<&mut MapData, LbSlot>::try_from(map).map_err(|source| Error::Map {
-                name: "lb_port_owner",
-                source,
-            })?;
-        for (p, s) in owners.iter().enumerate() {
-            if self.ports_written[p] == *s {
-                continue;
-            }
-            arr.set(p as u32, *s, 0).map_err(|source| Error::Map {
-                name: "lb_port_owner",
-                source,
-            })?;
-            self.ports_written[p] = *s;
-        }
-        Ok(())
+        write_changed(
+            &mut self.ebpf,
+            "lb_port_owner",
+            "map lb_port_owner",
+            &mut self.ports_written,
+            owners,
+        )
     }
 
     pub fn counters(&self) -> Result<Counters> {
