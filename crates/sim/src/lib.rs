@@ -12,6 +12,10 @@ pub mod stats;
 pub mod study;
 pub mod workload;
 
+/// Hash map with a fast, fixed (deterministic) hasher for the simulator's
+/// per-packet lookups (std's SipHash was a visible cost per frame).
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
+
 pub use engine::fault::Fault;
 pub use engine::sim::{NodeOpts, Sim};
 pub use engine::time::SimTime;

@@ -1,24 +1,49 @@
-//! The event queue: a binary min-heap ordered by (time, insertion sequence),
+//! The event queue: events come out ordered by (time, insertion sequence),
 //! so events at the same time run in the order they were scheduled and every
 //! run with the same inputs replays identically.
+//!
+//! Most events are frames in FIFOs whose times never decrease (a link
+//! direction's arrivals, a node CPU's completions). Those are pushed into a
+//! *lane*: a plain queue whose head alone sits in the binary heap. The heap
+//! then holds one entry per busy lane plus the loose events (timers,
+//! faults), instead of every frame in flight, and the order is exactly the
+//! one a single heap of all events would give: each lane is sorted by
+//! (time, sequence), so the global minimum is always some lane's head. A
+//! lane push earlier than the lane's tail falls back to the heap.
 
 use super::time::SimTime;
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
-/// Heap key: the event itself waits in a slab, so sifting moves 24 bytes
-/// instead of a whole frame-carrying event (the heap was the engine's
-/// hottest spot).
+/// Marks a heap key whose event is the head of a lane, not a slab slot.
+const LANE: u32 = 1 << 31;
+
+/// Heap key: the event itself waits in a slab or a lane, so sifting moves
+/// small keys instead of whole frame-carrying events. `ord` is (time,
+/// sequence) packed into one integer so a comparison is a single one.
 #[derive(Clone, Copy)]
 struct Key {
-    at: SimTime,
-    seq: u64,
-    slot: u32,
+    ord: u128,
+    /// Slab slot, or `LANE | lane index`.
+    src: u32,
+}
+
+impl Key {
+    fn new(at: SimTime, seq: u64, src: u32) -> Key {
+        Key {
+            ord: (u128::from(at.0) << 64) | u128::from(seq),
+            src,
+        }
+    }
+
+    fn at(&self) -> SimTime {
+        SimTime((self.ord >> 64) as u64)
+    }
 }
 
 impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
-        self.at == other.at && self.seq == other.seq
+        self.ord == other.ord
     }
 }
 impl Eq for Key {}
@@ -30,10 +55,7 @@ impl PartialOrd for Key {
 impl Ord for Key {
     // Reversed: BinaryHeap is a max-heap and we want the earliest first.
     fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .at
-            .cmp(&self.at)
-            .then_with(|| other.seq.cmp(&self.seq))
+        other.ord.cmp(&self.ord)
     }
 }
 
@@ -42,7 +64,9 @@ pub struct EventQueue<E> {
     heap: BinaryHeap<Key>,
     slab: Vec<Option<E>>,
     free: Vec<u32>,
+    lanes: Vec<VecDeque<(SimTime, u64, E)>>,
     next_seq: u64,
+    len: usize,
 }
 
 impl<E> Default for EventQueue<E> {
@@ -51,15 +75,27 @@ impl<E> Default for EventQueue<E> {
             heap: BinaryHeap::new(),
             slab: Vec::new(),
             free: Vec::new(),
+            lanes: Vec::new(),
             next_seq: 0,
+            len: 0,
         }
     }
 }
 
 impl<E> EventQueue<E> {
-    pub fn push(&mut self, at: SimTime, event: E) {
+    fn seq(&mut self) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.len += 1;
+        seq
+    }
+
+    pub fn push(&mut self, at: SimTime, event: E) {
+        let seq = self.seq();
+        self.push_loose(at, seq, event);
+    }
+
+    fn push_loose(&mut self, at: SimTime, seq: u64, event: E) {
         let slot = match self.free.pop() {
             Some(i) => {
                 self.slab[i as usize] = Some(event);
@@ -70,38 +106,76 @@ impl<E> EventQueue<E> {
                 (self.slab.len() - 1) as u32
             }
         };
-        self.heap.push(Key { at, seq, slot });
+        self.heap.push(Key::new(at, seq, slot));
+    }
+
+    /// Pushes `event` into FIFO `lane` (any small index the caller owns):
+    /// cheap when `at` is not earlier than the lane's last event, which is
+    /// the case the lanes exist for; otherwise the event goes to the heap
+    /// like [`EventQueue::push`]. The order of events is the same either way.
+    pub fn push_lane(&mut self, lane: u32, at: SimTime, event: E) {
+        let seq = self.seq();
+        let i = lane as usize;
+        if i >= self.lanes.len() {
+            if lane >= LANE {
+                self.push_loose(at, seq, event);
+                return;
+            }
+            self.lanes.resize_with(i + 1, VecDeque::new);
+        }
+        let q = &mut self.lanes[i];
+        match q.back() {
+            None => {
+                q.push_back((at, seq, event));
+                self.heap.push(Key::new(at, seq, LANE | lane));
+            }
+            Some(&(last, _, _)) if at >= last => q.push_back((at, seq, event)),
+            Some(_) => self.push_loose(at, seq, event),
+        }
     }
 
     /// Time of the earliest event.
     pub fn peek_time(&self) -> Option<SimTime> {
-        self.heap.peek().map(|e| e.at)
+        self.heap.peek().map(Key::at)
     }
 
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
         loop {
             let k = self.heap.pop()?;
-            let e = self.slab.get_mut(k.slot as usize).and_then(Option::take);
-            self.free.push(k.slot);
-            // A slot is filled exactly once per key, so this always holds.
+            let e = if k.src & LANE != 0 {
+                let lane = k.src & !LANE;
+                let q = self.lanes.get_mut(lane as usize)?;
+                let e = q.pop_front().map(|(_, _, e)| e);
+                if let Some(&(at, seq, _)) = q.front() {
+                    self.heap.push(Key::new(at, seq, LANE | lane));
+                }
+                e
+            } else {
+                let e = self.slab.get_mut(k.src as usize).and_then(Option::take);
+                self.free.push(k.src);
+                e
+            };
+            // A key always has its event, so this always holds.
             if let Some(e) = e {
-                return Some((k.at, e));
+                self.len -= 1;
+                return Some((k.at(), e));
             }
         }
     }
 
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.len == 0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn pops_by_time_then_insertion_order() {
@@ -114,5 +188,55 @@ mod tests {
         let order: Vec<_> = std::iter::from_fn(|| q.pop()).map(|(_, e)| e).collect();
         assert_eq!(order, ["a", "b", "x", "c", "d"]);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn lanes_interleave_with_loose_events() {
+        let mut q = EventQueue::default();
+        q.push_lane(0, SimTime(2), "l0-2");
+        q.push_lane(1, SimTime(1), "l1-1");
+        q.push(SimTime(2), "t-2");
+        q.push_lane(0, SimTime(2), "l0-2b");
+        // Earlier than its lane's tail: still comes out in time order.
+        q.push_lane(0, SimTime(1), "l0-1");
+        q.push_lane(1, SimTime(3), "l1-3");
+        assert_eq!(q.len(), 6);
+        let order: Vec<_> = std::iter::from_fn(|| q.pop()).map(|(_, e)| e).collect();
+        assert_eq!(order, ["l1-1", "l0-1", "l0-2", "t-2", "l0-2b", "l1-3"]);
+        assert!(q.is_empty());
+    }
+
+    proptest! {
+        /// Whatever mix of lanes and loose pushes, interleaved with pops,
+        /// the queue yields what one heap ordered by (time, sequence) would.
+        #[test]
+        fn lanes_match_one_heap(ops in proptest::collection::vec((0u8..5, 0u64..50, any::<bool>()), 1..300)) {
+            let mut q = EventQueue::default();
+            let mut reference: Vec<(u64, u64)> = Vec::new();
+            let mut now = 0u64;
+            for (n, (lane, dt, pop)) in ops.into_iter().enumerate() {
+                if pop {
+                    reference.sort();
+                    let want = (!reference.is_empty()).then(|| reference.remove(0));
+                    let got = q.pop().map(|(t, s)| (t.0, s));
+                    prop_assert_eq!(got, want);
+                    if let Some((t, _)) = got {
+                        now = t;
+                    }
+                    continue;
+                }
+                let at = now + dt;
+                let seq = n as u64;
+                if lane == 4 {
+                    q.push(SimTime(at), seq);
+                } else {
+                    q.push_lane(u32::from(lane), SimTime(at), seq);
+                }
+                reference.push((at, seq));
+            }
+            reference.sort();
+            let rest: Vec<_> = std::iter::from_fn(|| q.pop()).map(|(t, s)| (t.0, s)).collect();
+            prop_assert_eq!(rest, reference);
+        }
     }
 }

@@ -550,7 +550,8 @@ impl Sim {
         slot.cpu.busy_until = done;
         slot.cpu.pending.push_back(done);
         let epoch = slot.epoch;
-        self.queue.push(
+        self.queue.push_lane(
+            cpu_lane(to.node),
             done,
             Event::Deliver {
                 node: to.node,
@@ -634,7 +635,8 @@ impl Sim {
         match dirs[side].transmit(now, frame.bytes.len(), rng) {
             Ok(at) => {
                 let epoch = *epoch;
-                self.queue.push(
+                self.queue.push_lane(
+                    link_lane(lid, side),
                     at,
                     Event::Arrive {
                         link: lid,
@@ -647,6 +649,18 @@ impl Sim {
             Err(why) => self.stats.drop(why.reason()),
         }
     }
+}
+
+/// Event-queue lane of a node CPU's completions (FIFO: each starts when
+/// the previous one is done). Lanes interleave: odd for CPUs, even for
+/// links.
+fn cpu_lane(node: NodeId) -> u32 {
+    node.0.saturating_mul(2).saturating_add(1)
+}
+
+/// Event-queue lane of one direction's arrivals (FIFO at a fixed delay).
+fn link_lane(link: LinkId, side: usize) -> u32 {
+    link.0.saturating_mul(4).saturating_add(2 * side as u32)
 }
 
 /// Nanoseconds in a duration (re-exported for topology helpers).

@@ -55,6 +55,11 @@ pub fn serialization_ns(bytes: usize, bits_per_sec: u64) -> u64 {
     if bits_per_sec == 0 {
         return 0;
     }
+    // The common case in 64 bits (128-bit division is a library call
+    // on the per-packet path); same result.
+    if let Some(bits) = (bytes as u64).checked_mul(8_000_000_000) {
+        return bits.div_ceil(bits_per_sec);
+    }
     let bits = (bytes as u128) * 8 * 1_000_000_000;
     let bps = u128::from(bits_per_sec);
     u64::try_from(bits.div_ceil(bps)).unwrap_or(u64::MAX)

@@ -5,24 +5,24 @@
 //! CPU cost and never crashes in our scenarios, but can.
 
 use crate::net::node::{Ctx, Frame, FrameKind, IfaceId, L2Dst, Node};
+use crate::FastMap;
 use core::any::Any;
 use core::net::Ipv4Addr;
-use std::collections::HashMap;
 
 /// A learning switch with `ports` interfaces.
 pub struct Switch {
     ports: u16,
     /// Configured table, restored on restart.
-    static_table: HashMap<Ipv4Addr, IfaceId>,
-    table: HashMap<Ipv4Addr, IfaceId>,
+    static_table: FastMap<Ipv4Addr, IfaceId>,
+    table: FastMap<Ipv4Addr, IfaceId>,
 }
 
 impl Switch {
     pub fn new() -> Switch {
         Switch {
             ports: 0,
-            static_table: HashMap::new(),
-            table: HashMap::new(),
+            static_table: FastMap::default(),
+            table: FastMap::default(),
         }
     }
 

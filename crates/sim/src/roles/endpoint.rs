@@ -12,6 +12,7 @@ use super::http::{BodyOpts, ClientApp, Job, ServerApp};
 use super::tcpip;
 use crate::net::node::{Ctx, Frame, FrameKind, IfaceId, Node};
 use crate::net::udp;
+use crate::FastMap;
 use core::any::Any;
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
@@ -19,7 +20,7 @@ use ftsplice_proto::Instant;
 use ftsplice_tcp::listener::ListenOutcome;
 use ftsplice_tcp::{reset_for, Config, Connection, Event, Listener, State};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 
 /// What the host does.
 #[derive(Clone, Debug)]
@@ -72,7 +73,7 @@ pub struct Endpoint {
     role: Role,
     cfg: Config,
     conns: Vec<Option<Slot>>,
-    by_key: HashMap<(u16, SocketAddrV4), usize>,
+    by_key: FastMap<(u16, SocketAddrV4), usize>,
     free: Vec<usize>,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     start_at: Option<Instant>,
@@ -90,7 +91,7 @@ impl Endpoint {
             role,
             cfg,
             conns: Vec::new(),
-            by_key: HashMap::new(),
+            by_key: FastMap::default(),
             free: Vec::new(),
             timers: BinaryHeap::new(),
             start_at: None,
