@@ -84,3 +84,18 @@ fn proxy_crash_detected_by_heartbeats_completes_every_connection() {
     assert!(failed.max() > base.max(), "the outage costs time");
     assert!(matches!(p.path, Path::Spliced));
 }
+
+#[test]
+fn all_in_one_pool_matches_each_study_alone() {
+    // `all` runs both studies' points in one pool, Table 4's failure runs
+    // starting as soon as their no-failure run is known: same numbers as
+    // each study run alone on one thread.
+    let all = study::run("all", 4, Scale::Quick, 2).unwrap();
+    let d = study::run("dsn06", 4, Scale::Quick, 1).unwrap();
+    let s = study::run("srds06-tables", 4, Scale::Quick, 1).unwrap();
+    assert_eq!(all.json["dsn06"], d.json);
+    assert_eq!(all.json["srds06-tables"], s.json);
+    assert_eq!(all.table, format!("{}\n{}", d.table, s.table));
+    assert_eq!(all.points, d.points + s.points);
+    assert_eq!(all.events, d.events + s.events);
+}

@@ -157,27 +157,39 @@ fn host(
     id
 }
 
-/// Client and server on the switch, nothing in between.
-pub fn direct(p: &Params) -> Topology {
+/// The switch, the client (its connections to `target`) and the backend
+/// server (running a split-splice agent for `agent_members` if given): the
+/// part every topology shares, built in the same order so node and link ids
+/// (and their random streams) stay put.
+fn client_and_server(
+    p: &Params,
+    target: SocketAddrV4,
+    agent_members: Option<&[(ProxyId, Ipv4Addr)]>,
+) -> (Sim, NodeId, NodeId, NodeId) {
     let mut sim = Sim::new(p.seed);
     let sw = sim.add_switch("switch");
     let role = Role::Client {
-        target: SocketAddrV4::new(SERVER, HTTP),
+        target,
         jobs: p.jobs(),
         start: p.start,
         first_port: 10_000,
     };
-    let tcp = p.tcp.clone();
     let client = host(
         &mut sim,
         sw,
         "client",
-        Endpoint::new(CLIENT, role, tcp.clone()).with_body_opts(p.body),
+        Endpoint::new(CLIENT, role, p.tcp.clone()).with_body_opts(p.body),
         NodeOpts::default(),
         CLIENT,
         p.client_link(),
     );
-    let server_ep = Endpoint::new(SERVER, Role::Server { port: HTTP }, tcp).with_body_opts(p.body);
+    let mut server_ep =
+        Endpoint::new(SERVER, Role::Server { port: HTTP }, p.tcp.clone()).with_body_opts(p.body);
+    if let Some(members) = agent_members {
+        server_ep = server_ep
+            .with_agent(Agent::new(AGENT_ID, SERVER, members.to_vec()))
+            .with_agent_cost(p.agent_cpu);
+    }
     let server = host(
         &mut sim,
         sw,
@@ -187,6 +199,12 @@ pub fn direct(p: &Params) -> Topology {
         SERVER,
         p.server_link(),
     );
+    (sim, sw, client, server)
+}
+
+/// Client and server on the switch, nothing in between.
+pub fn direct(p: &Params) -> Topology {
+    let (sim, sw, client, server) = client_and_server(p, SocketAddrV4::new(SERVER, HTTP), None);
     Topology {
         sim,
         switch: sw,
@@ -203,8 +221,6 @@ pub fn direct(p: &Params) -> Topology {
 /// The spliced service: client -> lb (VIP) -> proxies -> server, server ->
 /// lb (SSA) -> proxies -> client, or server -> client via its agent.
 pub fn spliced(p: &Params) -> Topology {
-    let mut sim = Sim::new(p.seed);
-    let sw = sim.add_switch("switch");
     let tcp = p.tcp.clone();
     let ids: Vec<ProxyId> = (1..=p.proxies as u16).map(ProxyId).collect();
     let addrs: Vec<Ipv4Addr> = (0..p.proxies as u8)
@@ -217,39 +233,7 @@ pub fn spliced(p: &Params) -> Topology {
         missed: p.missed,
     };
     let vip = SocketAddrV4::new(VIP, HTTP);
-
-    let role = Role::Client {
-        target: vip,
-        jobs: p.jobs(),
-        start: p.start,
-        first_port: 10_000,
-    };
-    let client = host(
-        &mut sim,
-        sw,
-        "client",
-        Endpoint::new(CLIENT, role, tcp.clone()).with_body_opts(p.body),
-        NodeOpts::default(),
-        CLIENT,
-        p.client_link(),
-    );
-
-    let mut server_ep =
-        Endpoint::new(SERVER, Role::Server { port: HTTP }, tcp.clone()).with_body_opts(p.body);
-    if p.split {
-        server_ep = server_ep
-            .with_agent(Agent::new(AGENT_ID, SERVER, members.clone()))
-            .with_agent_cost(p.agent_cpu);
-    }
-    let server = host(
-        &mut sim,
-        sw,
-        "server",
-        server_ep,
-        NodeOpts::default(),
-        SERVER,
-        p.server_link(),
-    );
+    let (mut sim, sw, client, server) = client_and_server(p, vip, p.split.then_some(&members[..]));
 
     let lb_opts = NodeOpts::cpu(p.lb_cpu, 4096);
     let mk_lb = |addr, service, role| {

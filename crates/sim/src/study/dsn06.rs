@@ -102,7 +102,9 @@ pub fn sweep(scale: Scale) -> Sweep {
     }
 }
 
-fn point(seed: u64, cfg: &Config, rate: u64, proxies: usize, bytes: u64) -> Point {
+/// One point: configuration `cfg`, `rate` Mbit/s offered, `proxies`, `bytes`
+/// over all connections.
+pub fn point(seed: u64, cfg: &Config, rate: u64, proxies: usize, bytes: u64) -> Point {
     Point {
         seed,
         path: cfg.path,
@@ -132,24 +134,39 @@ fn point(seed: u64, cfg: &Config, rate: u64, proxies: usize, bytes: u64) -> Poin
     }
 }
 
-/// Runs the sweep.
-pub fn run(seed: u64, scale: Scale, threads: usize) -> StudyOutput {
-    let sw = sweep(scale);
-    let (rates, bytes) = (sw.rates.clone(), sw.bytes);
-    let proxies_of = |cfg: &Config| match (cfg.path, cfg.server_delay.is_zero()) {
+/// Proxy counts a configuration sweeps.
+fn proxies_of(sw: &Sweep, cfg: &Config) -> Vec<usize> {
+    match (cfg.path, cfg.server_delay.is_zero()) {
         (Path::Split, _) => sw.split.clone(),
         (_, true) => sw.colocated.clone(),
         _ => sw.separate.clone(),
-    };
+    }
+}
+
+/// Every point of the sweep, configuration by configuration, proxy count by
+/// proxy count, rate by rate (the order [`render`] reads them in).
+pub fn points(seed: u64, scale: Scale) -> Vec<Point> {
+    let sw = sweep(scale);
     let mut points = Vec::new();
     for cfg in &CONFIGS {
-        for &n in &proxies_of(cfg) {
-            for &r in &rates {
-                points.push(point(seed, cfg, r, n, bytes));
+        for &n in &proxies_of(&sw, cfg) {
+            for &r in &sw.rates {
+                points.push(point(seed, cfg, r, n, sw.bytes));
             }
         }
     }
-    let outs = point::run_all(&points, threads);
+    points
+}
+
+/// Runs the sweep.
+pub fn run(seed: u64, scale: Scale, threads: usize) -> StudyOutput {
+    render(scale, &point::run_all(&points(seed, scale), threads))
+}
+
+/// Tables, JSON and plots from the outcomes of [`points`].
+pub fn render(scale: Scale, outs: &[point::Outcome]) -> StudyOutput {
+    let sw = sweep(scale);
+    let (rates, bytes) = (sw.rates.clone(), sw.bytes);
     let mut it = outs.iter();
     let mut table = String::new();
     let mut json = serde_json::Map::new();
@@ -161,7 +178,7 @@ pub fn run(seed: u64, scale: Scale, threads: usize) -> StudyOutput {
             "DSN'06 {}: achieved Mbit/s by offered Mbit/s (columns: proxies)",
             cfg.name
         );
-        let proxies = proxies_of(cfg);
+        let proxies = proxies_of(&sw, cfg);
         let mut grid: Vec<Vec<f64>> = Vec::new();
         let mut cfg_json = serde_json::Map::new();
         let mut plot = Plot {
@@ -218,6 +235,7 @@ pub fn run(seed: u64, scale: Scale, threads: usize) -> StudyOutput {
         }),
         plots,
         events,
+        points: outs.len(),
     }
 }
 

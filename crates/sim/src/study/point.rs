@@ -2,8 +2,9 @@
 //! (client, lb + lb-ssa, n proxies with pre-splice, replication and
 //! `proto::splice::translate`, one backend, optionally its split-splice
 //! agent; or client and server alone) with the study's link delays, costs
-//! and workload, run to completion; and a two-thread runner that merges
-//! points in order so the output never depends on scheduling.
+//! and workload, run to completion; and a runner that spreads points (and
+//! points derived from another point's outcome) over worker threads and
+//! merges them in order so the output never depends on scheduling.
 
 use crate::engine::fault::Fault;
 use crate::net::link::LinkConfig;
@@ -289,34 +290,128 @@ pub fn steady_mbps(series: &[u64], bucket: f64) -> f64 {
 /// Runs every point on `threads` threads and returns the outcomes in the
 /// points' order (so the result does not depend on scheduling).
 pub fn run_all(points: &[Point], threads: usize) -> Vec<Outcome> {
-    let threads = threads.max(1);
-    // Biggest points first so the threads finish together; results are
-    // stored by index, so the order does not change the output.
-    let mut order: Vec<usize> = (0..points.len()).collect();
-    order.sort_by_key(|&i| {
-        let p = &points[i];
-        core::cmp::Reverse(p.conns as u64 * p.bytes_per_conn)
+    run_plan(points, None, threads).0
+}
+
+/// Points derived from the outcome of another point (SRDS'06 Table 4 fails
+/// a proxy at half the no-failure run's average time).
+pub type FollowUp<'a> = (usize, &'a (dyn Fn(&Outcome) -> Vec<Point> + Sync));
+
+/// Runs `points` on `threads` threads, and, if `follow` is `(i, make)`, the
+/// points `make` builds from point `i`'s outcome as soon as it is known
+/// (point `i` runs first, so its follow-ups overlap the rest instead of
+/// waiting for the whole sweep). Returns the outcomes of `points` and of the
+/// follow-ups, each in order: the output does not depend on scheduling.
+pub fn run_plan(
+    points: &[Point],
+    follow: Option<FollowUp<'_>>,
+    threads: usize,
+) -> (Vec<Outcome>, Vec<Outcome>) {
+    use std::sync::{Condvar, Mutex, PoisonError};
+
+    #[derive(Clone, Copy)]
+    enum Job {
+        Base(usize),
+        Extra(usize),
+    }
+    struct State {
+        /// (priority, job): biggest first so the threads finish together.
+        queue: Vec<(u64, Job)>,
+        running: usize,
+        extra: Vec<Point>,
+        base_out: Vec<Option<Outcome>>,
+        extra_out: Vec<Option<Outcome>>,
+    }
+    let cost = |p: &Point| p.conns as u64 * p.bytes_per_conn;
+    let trigger = follow.map(|f| f.0);
+    let queue = points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let prio = if Some(i) == trigger {
+                u64::MAX
+            } else {
+                cost(p)
+            };
+            (prio, Job::Base(i))
+        })
+        .collect();
+    let state = Mutex::new(State {
+        queue,
+        running: 0,
+        extra: Vec::new(),
+        base_out: vec![None; points.len()],
+        extra_out: Vec::new(),
     });
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|sc| {
-        for _ in 0..threads {
-            sc.spawn(|| loop {
-                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(&i) = order.get(k) else { break };
-                let Some(p) = points.get(i) else { break };
-                let o = run(p);
-                if let Ok(mut r) = results.lock() {
-                    r.push((i, o));
+    let wake = Condvar::new();
+    let panicked = Mutex::new(None);
+    let worker = || {
+        let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            // Highest priority, earliest queued among equals.
+            let best = st
+                .queue
+                .iter()
+                .enumerate()
+                .max_by_key(|(k, (prio, _))| (*prio, core::cmp::Reverse(*k)))
+                .map(|(k, _)| k);
+            let Some(k) = best else {
+                if st.running == 0 {
+                    return;
                 }
-            });
+                st = wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            };
+            let (_, job) = st.queue.remove(k);
+            let p = match job {
+                Job::Base(i) => points.get(i).cloned(),
+                Job::Extra(i) => st.extra.get(i).cloned(),
+            };
+            let Some(p) = p else { continue };
+            st.running += 1;
+            drop(st);
+            // A panicking point must not leave the others waiting for it:
+            // record it and re-raise it once every thread has stopped.
+            let o = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&p))) {
+                Ok(o) => o,
+                Err(e) => {
+                    *panicked.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+                    Outcome::default()
+                }
+            };
+            let more = match (job, follow) {
+                (Job::Base(i), Some((t, make))) if i == t => make(&o),
+                _ => Vec::new(),
+            };
+            st = state.lock().unwrap_or_else(PoisonError::into_inner);
+            st.running -= 1;
+            match job {
+                Job::Base(i) => st.base_out[i] = Some(o),
+                Job::Extra(i) => st.extra_out[i] = Some(o),
+            }
+            for q in more {
+                let i = st.extra.len();
+                st.queue.push((cost(&q), Job::Extra(i)));
+                st.extra.push(q);
+                st.extra_out.push(None);
+            }
+            wake.notify_all();
+        }
+    };
+    std::thread::scope(|sc| {
+        for _ in 0..threads.max(1) {
+            sc.spawn(worker);
         }
     });
-    let mut out: Vec<Option<Outcome>> = vec![None; points.len()];
-    for (i, o) in results.into_inner().unwrap_or_default() {
-        out[i] = Some(o);
+    if let Some(e) = panicked
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+    {
+        std::panic::resume_unwind(e);
     }
-    out.into_iter().map(Option::unwrap_or_default).collect()
+    let st = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let done = |v: Vec<Option<Outcome>>| v.into_iter().map(Option::unwrap_or_default).collect();
+    (done(st.base_out), done(st.extra_out))
 }
 
 #[cfg(test)]
@@ -333,6 +428,27 @@ mod tests {
         let r = steady_mbps(&s, 0.01);
         assert!((r - 1.0).abs() < 0.01, "{r}");
         assert_eq!(steady_mbps(&[], 0.01), 0.0);
+    }
+
+    #[test]
+    fn follow_ups_run_from_their_trigger_and_come_back_in_order() {
+        let tiny = |seed, conns| {
+            let mut p =
+                crate::study::srds06::point(seed, "C-S", Method::Put, 20_000, 1_000_000_000);
+            p.conns = conns;
+            p
+        };
+        let points = [tiny(1, 3), tiny(2, 4), tiny(3, 2)];
+        // Follow-ups of point 1 depend on its outcome.
+        let make = |o: &Outcome| vec![tiny(10 + o.times.len() as u64, 2), tiny(20, 1)];
+        let alone: Vec<Outcome> = points.iter().map(run).collect();
+        let want_extra: Vec<Outcome> = make(&alone[1]).iter().map(run).collect();
+        for threads in [1, 2, 3] {
+            let (base, extra) = run_plan(&points, Some((1, &make)), threads);
+            assert_eq!(base, alone, "{threads} threads");
+            assert_eq!(extra, want_extra, "{threads} threads");
+        }
+        assert_eq!(run_all(&points, 2), alone);
     }
 
     #[test]

@@ -31,42 +31,43 @@ pub const CONNS: usize = 100;
 /// times scale ~linearly. [`Scale::Paper`] moves the paper's sizes.
 pub const SHRINK: u64 = 10;
 
-/// One row of the paper: avg, min, max seconds and Mbit/s.
-type PaperRow = (&'static str, f64, f64, f64, f64);
+/// One row of the paper: configuration, then avg, min, max seconds and
+/// Mbit/s.
+type PaperRow = (&'static str, [f64; 4]);
 
 const TABLE2: [PaperRow; 5] = [
-    ("C-S", 8.14, 5.38, 8.93, 895.0),
-    ("C-LB-P-S", 59.56, 43.74, 64.17, 125.0),
-    ("C-LB-2P-S", 34.27, 24.55, 36.90, 217.0),
-    ("C-LB-3P-S", 24.74, 18.22, 28.25, 283.0),
-    ("C-LB-4P-S", 20.47, 14.91, 23.88, 335.0),
+    ("C-S", [8.14, 5.38, 8.93, 895.0]),
+    ("C-LB-P-S", [59.56, 43.74, 64.17, 125.0]),
+    ("C-LB-2P-S", [34.27, 24.55, 36.90, 217.0]),
+    ("C-LB-3P-S", [24.74, 18.22, 28.25, 283.0]),
+    ("C-LB-4P-S", [20.47, 14.91, 23.88, 335.0]),
 ];
 const TABLE3: [PaperRow; 5] = [
-    ("C-S", 43.10, 38.31, 44.87, 892.0),
-    ("C-LB-P-S", 307.25, 266.25, 318.73, 126.0),
-    ("C-LB-2P-S", 177.12, 160.49, 182.94, 219.0),
-    ("C-LB-3P-S", 129.19, 107.86, 138.25, 289.0),
-    ("C-LB-4P-S", 106.87, 92.83, 112.07, 357.0),
+    ("C-S", [43.10, 38.31, 44.87, 892.0]),
+    ("C-LB-P-S", [307.25, 266.25, 318.73, 126.0]),
+    ("C-LB-2P-S", [177.12, 160.49, 182.94, 219.0]),
+    ("C-LB-3P-S", [129.19, 107.86, 138.25, 289.0]),
+    ("C-LB-4P-S", [106.87, 92.83, 112.07, 357.0]),
 ];
 const TABLE5: [PaperRow; 3] = [
-    ("C-S", 8.14, 5.38, 8.93, 895.0),
-    ("C-LB-P-S", 59.56, 43.74, 64.17, 125.0),
-    ("C-LB-P-S*", 8.69, 4.51, 9.23, 866.0),
+    ("C-S", [8.14, 5.38, 8.93, 895.0]),
+    ("C-LB-P-S", [59.56, 43.74, 64.17, 125.0]),
+    ("C-LB-P-S*", [8.69, 4.51, 9.23, 866.0]),
 ];
 const TABLE6: [PaperRow; 3] = [
-    ("C-S", 43.10, 38.31, 44.87, 892.0),
-    ("C-LB-P-S", 307.25, 266.25, 318.73, 126.0),
-    ("C-LB-P-S*", 43.26, 35.34, 44.99, 889.0),
+    ("C-S", [43.10, 38.31, 44.87, 892.0]),
+    ("C-LB-P-S", [307.25, 266.25, 318.73, 126.0]),
+    ("C-LB-P-S*", [43.26, 35.34, 44.99, 889.0]),
 ];
-/// A row of Table 4: (interval label, avg, min, max, std dev, total,
-/// Mbit/s).
-type FailRow = (&'static str, f64, f64, f64, f64, f64, f64);
+/// A row of Table 4: interval label, then avg, min, max, std dev, total
+/// seconds and Mbit/s.
+type FailRow = (&'static str, [f64; 6]);
 
 const TABLE4: [FailRow; 4] = [
-    ("no failure", 79.76, 46.35, 89.37, 8.18, 89.46, 93.76),
-    ("5 s", 90.54, 54.66, 142.07, 8.86, 142.14, 59.02),
-    ("1 s", 85.69, 55.88, 97.88, 5.51, 97.95, 85.64),
-    ("200 ms", 82.20, 45.30, 94.42, 5.70, 94.48, 88.79),
+    ("no failure", [79.76, 46.35, 89.37, 8.18, 89.46, 93.76]),
+    ("5 s", [90.54, 54.66, 142.07, 8.86, 142.14, 59.02]),
+    ("1 s", [85.69, 55.88, 97.88, 5.51, 97.95, 85.64]),
+    ("200 ms", [82.20, 45.30, 94.42, 5.70, 94.48, 88.79]),
 ];
 
 /// Heartbeat intervals of Table 4 (the paper's three and ours).
@@ -120,131 +121,236 @@ pub fn point(seed: u64, name: &str, method: Method, bytes: u64, link_bps: u64) -
     }
 }
 
-fn std_dev(o: &Outcome) -> f64 {
-    o.std_dev()
-}
-
 fn r2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-fn row_json(name: &str, paper: Option<&PaperRow>, o: &Outcome) -> serde_json::Value {
-    serde_json::json!({
-        "config": name,
-        "ours": {
-            "avg_s": r2(o.avg()), "min_s": r2(o.min()), "max_s": r2(o.max()),
-            "mbps": r2(o.mbps), "unfinished": o.unfinished, "corrupted": o.corrupted,
-            "drops": o.drops,
-        },
-        "paper": paper.map(|p| serde_json::json!({
-            "avg_s": p.1, "min_s": p.2, "max_s": p.3, "mbps": p.4,
-        })),
-    })
+/// The columns of a table: Tables 2, 3, 5 and 6 show times and Mbit/s;
+/// Table 4 (failover) also the standard deviation, the total time and how
+/// long detection took.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Columns {
+    Transfer,
+    Failover,
+}
+
+/// One row: its label, the paper's numbers in the columns' order (none for
+/// our extra rows) and our outcome.
+struct Row<'a> {
+    label: &'a str,
+    paper: Option<&'a [f64]>,
+    ours: &'a Outcome,
+}
+
+/// Writes a table's header and rows (ours beside the paper's) to `text` and
+/// returns the rows as JSON.
+fn table(text: &mut String, cols: Columns, rows: &[Row<'_>]) -> Vec<serde_json::Value> {
+    let fail = cols == Columns::Failover;
+    let names: &[&str] = if fail {
+        &["min", "max", "sd", "total", "Mbps"]
+    } else {
+        &["min", "max", "Mbps"]
+    };
+    let _ = write!(
+        text,
+        "{:<13} | {:>7}",
+        if fail { "heartbeat" } else { "config" },
+        "paper"
+    );
+    for n in names {
+        let _ = write!(text, " {n:>7}");
+    }
+    let _ = write!(text, " | {:>7}", "ours");
+    for n in names {
+        let _ = write!(text, " {n:>7}");
+    }
+    text.push_str(if fail { "  detect\n" } else { "\n" });
+    let mut json = Vec::new();
+    for r in rows {
+        let o = r.ours;
+        let ours: Vec<f64> = if fail {
+            vec![o.avg(), o.min(), o.max(), o.std_dev(), o.span, o.mbps]
+        } else {
+            vec![o.avg(), o.min(), o.max(), o.mbps]
+        };
+        let _ = write!(text, "{:<13} |", r.label);
+        for k in 0..ours.len() {
+            match r.paper.and_then(|p| p.get(k)) {
+                Some(v) => {
+                    let _ = write!(text, " {v:>7.2}");
+                }
+                None => {
+                    let _ = write!(text, " {:>7}", "-");
+                }
+            }
+        }
+        text.push_str(" |");
+        for v in &ours {
+            let _ = write!(text, " {v:>7.2}");
+        }
+        if fail {
+            let det = o.detected_after;
+            let _ = write!(
+                text,
+                " {:>7}",
+                det.map_or("-".to_string(), |d| format!("{d:.3}s"))
+            );
+        }
+        if o.unfinished > 0 {
+            let _ = write!(text, "  ({} unfinished)", o.unfinished);
+        }
+        text.push('\n');
+        let keys: &[&str] = if fail {
+            &["avg_s", "min_s", "max_s", "sd_s", "total_s", "mbps"]
+        } else {
+            &["avg_s", "min_s", "max_s", "mbps"]
+        };
+        let mut ours_json = serde_json::json!({
+            "unfinished": o.unfinished, "corrupted": o.corrupted, "drops": o.drops,
+        });
+        let mut paper_json = serde_json::Map::new();
+        for (k, key) in keys.iter().enumerate() {
+            ours_json[*key] = serde_json::json!(r2(ours[k]));
+            if let Some(v) = r.paper.and_then(|p| p.get(k)) {
+                paper_json.insert((*key).to_string(), serde_json::json!(v));
+            }
+        }
+        let mut row = serde_json::json!({
+            "ours": ours_json,
+            "paper": r.paper.map(|_| serde_json::Value::Object(paper_json)),
+        });
+        if fail {
+            row["heartbeat"] = serde_json::json!(r.label);
+            row["detect_s"] =
+                serde_json::json!(o.detected_after.map(|d| (d * 1000.0).round() / 1000.0));
+        } else {
+            row["config"] = serde_json::json!(r.label);
+        }
+        json.push(row);
+    }
+    text.push('\n');
+    json
 }
 
 struct Table {
-    title: String,
+    title: &'static str,
     dir: Method,
     bytes: u64,
     rows: &'static [PaperRow],
 }
 
-/// Runs Tables 2–6.
-pub fn run(seed: u64, scale: Scale, threads: usize) -> StudyOutput {
-    let (shrink, t4_bytes) = match scale {
+/// Bytes per connection of Tables 2, 3, 5, 6 are divided by `shrink`;
+/// Table 4 moves `t4_bytes`.
+fn sizes(scale: Scale) -> (u64, u64) {
+    match scale {
         Scale::Paper => (1, 10_000_000),
         Scale::Budget => (SHRINK, 10_000_000),
         Scale::Quick => (200, 200_000),
-    };
-    let tables = [
+    }
+}
+
+fn tables(scale: Scale) -> [Table; 4] {
+    let (shrink, _) = sizes(scale);
+    [
         Table {
-            title: "Table 2: 100 concurrent PUTs of 10 MB".into(),
+            title: "Table 2: 100 concurrent PUTs of 10 MB",
             dir: Method::Put,
             bytes: 10_000_000 / shrink,
             rows: &TABLE2,
         },
         Table {
-            title: "Table 3: 100 concurrent PUTs of 50 MB".into(),
+            title: "Table 3: 100 concurrent PUTs of 50 MB",
             dir: Method::Put,
             bytes: 50_000_000 / shrink,
             rows: &TABLE3,
         },
         Table {
-            title: "Table 5: 100 concurrent GETs of 10 MB".into(),
+            title: "Table 5: 100 concurrent GETs of 10 MB",
             dir: Method::Get,
             bytes: 10_000_000 / shrink,
             rows: &TABLE5,
         },
         Table {
-            title: "Table 6: 100 concurrent GETs of 50 MB".into(),
+            title: "Table 6: 100 concurrent GETs of 50 MB",
             dir: Method::Get,
             bytes: 50_000_000 / shrink,
             rows: &TABLE6,
         },
-    ];
+    ]
+}
+
+/// The points of Tables 2, 3, 5 and 6, then Table 4's no-failure run
+/// (last; [`failure_points`] derive from its outcome).
+pub fn points(seed: u64, scale: Scale) -> Vec<Point> {
     let mut points = Vec::new();
-    for t in &tables {
+    for t in &tables(scale) {
         for r in t.rows {
             points.push(point(seed, r.0, t.dir, t.bytes, 1_000_000_000));
         }
     }
-    let base4 = point(seed, "C-LB-2P-S", Method::Put, t4_bytes, 100_000_000);
-    points.push(base4.clone());
-    let outs = point::run_all(&points, threads);
-    let no_failure = outs.last().cloned().unwrap_or_default();
-    // Table 4: fail proxy 1 at half the no-failure average transfer time;
-    // proxies and lbs beat at the row's interval.
-    let crash = Duration::from_secs_f64(no_failure.avg() / 2.0);
-    let fail_points: Vec<Point> = HEARTBEATS
+    points.push(table4_point(seed, scale));
+    points
+}
+
+fn table4_point(seed: u64, scale: Scale) -> Point {
+    point(seed, "C-LB-2P-S", Method::Put, sizes(scale).1, 100_000_000)
+}
+
+/// Table 4 fails proxy 1 at half the no-failure average transfer time.
+fn crash_after(no_failure: &Outcome) -> Duration {
+    Duration::from_secs_f64(no_failure.avg() / 2.0)
+}
+
+/// Table 4's failure runs: proxy 1 crashes at half the no-failure run's
+/// average time; proxies and lbs beat at the row's interval.
+pub fn failure_points(seed: u64, scale: Scale, no_failure: &Outcome) -> Vec<Point> {
+    let base = table4_point(seed, scale);
+    HEARTBEATS
         .iter()
         .map(|&(_, hb)| Point {
-            crash_after: Some(crash),
+            crash_after: Some(crash_after(no_failure)),
             heartbeat: hb,
-            ..base4.clone()
+            ..base.clone()
         })
-        .collect();
-    let fails = point::run_all(&fail_points, threads);
+        .collect()
+}
+
+/// Runs Tables 2–6.
+pub fn run(seed: u64, scale: Scale, threads: usize) -> StudyOutput {
+    let points = points(seed, scale);
+    let make = |o: &Outcome| failure_points(seed, scale, o);
+    let (outs, fails) = point::run_plan(&points, Some((points.len() - 1, &make)), threads);
+    render(scale, &outs, &fails)
+}
+
+/// Tables 2–6 from the outcomes of [`points`] and [`failure_points`].
+pub fn render(scale: Scale, outs: &[Outcome], fails: &[Outcome]) -> StudyOutput {
+    let (shrink, t4_bytes) = sizes(scale);
+    let no_failure = outs.last().cloned().unwrap_or_default();
+    let crash = crash_after(&no_failure);
     let events: u64 = outs.iter().chain(fails.iter()).map(|o| o.events).sum();
 
     let mut text = String::new();
     let mut json_tables = Vec::new();
     let mut it = outs.iter();
-    for t in &tables {
+    let none = Outcome::default();
+    for t in &tables(scale) {
         let _ = writeln!(
             text,
             "SRDS'06 {} (ours: {} per connection)",
             t.title,
             mb(t.bytes)
         );
-        let _ = writeln!(
-            text,
-            "{:<11} | {:>7} {:>7} {:>7} {:>6} | {:>7} {:>7} {:>7} {:>6}",
-            "config", "paper", "min", "max", "Mbps", "ours", "min", "max", "Mbps"
-        );
-        let mut rows = Vec::new();
-        for r in t.rows {
-            let o = it.next().cloned().unwrap_or_default();
-            let _ = writeln!(
-                text,
-                "{:<11} | {:>7.2} {:>7.2} {:>7.2} {:>6.0} | {:>7.2} {:>7.2} {:>7.2} {:>6.0}{}",
-                r.0,
-                r.1,
-                r.2,
-                r.3,
-                r.4,
-                o.avg(),
-                o.min(),
-                o.max(),
-                o.mbps,
-                if o.unfinished > 0 {
-                    format!("  ({} unfinished)", o.unfinished)
-                } else {
-                    String::new()
-                }
-            );
-            rows.push(row_json(r.0, Some(r), &o));
-        }
-        text.push('\n');
+        let rows: Vec<Row<'_>> = t
+            .rows
+            .iter()
+            .map(|r| Row {
+                label: r.0,
+                paper: Some(&r.1[..]),
+                ours: it.next().unwrap_or(&none),
+            })
+            .collect();
+        let rows = table(&mut text, Columns::Transfer, &rows);
         json_tables.push(serde_json::json!({
             "title": t.title, "bytes_per_conn": t.bytes, "rows": rows,
         }));
@@ -255,64 +361,15 @@ pub fn run(seed: u64, scale: Scale, threads: usize) -> StudyOutput {
         mb(t4_bytes),
         crash.as_secs_f64()
     );
-    let _ = writeln!(
-        text,
-        "{:<13} | {:>6} {:>6} {:>6} {:>5} {:>6} {:>5} | {:>6} {:>6} {:>6} {:>5} {:>6} {:>5} {:>7}",
-        "heartbeat",
-        "paper",
-        "min",
-        "max",
-        "sd",
-        "total",
-        "Mbps",
-        "ours",
-        "min",
-        "max",
-        "sd",
-        "total",
-        "Mbps",
-        "detect"
-    );
-    let mut rows4 = Vec::new();
-    let all4: Vec<(&str, &Outcome)> = core::iter::once(("no failure", &no_failure))
+    let rows4: Vec<Row<'_>> = core::iter::once(("no failure", &no_failure))
         .chain(HEARTBEATS.iter().zip(fails.iter()).map(|(h, o)| (h.0, o)))
-        .collect();
-    for (label, o) in all4 {
-        let det = o.detected_after;
-        let paper = TABLE4.iter().find(|p| p.0 == label);
-        let p = |f: fn(&FailRow) -> f64| paper.map_or("-".to_string(), |r| format!("{:.2}", f(r)));
-        let _ = writeln!(
-            text,
-            "{:<13} | {:>6} {:>6} {:>6} {:>5} {:>6} {:>5} | {:>6.2} {:>6.2} {:>6.2} {:>5.2} {:>6.2} {:>5.1} {:>7}",
+        .map(|(label, o)| Row {
             label,
-            p(|r| r.1),
-            p(|r| r.2),
-            p(|r| r.3),
-            p(|r| r.4),
-            p(|r| r.5),
-            p(|r| r.6),
-            o.avg(),
-            o.min(),
-            o.max(),
-            std_dev(o),
-            o.span,
-            o.mbps,
-            det.map_or("-".to_string(), |d| format!("{d:.3}s"))
-        );
-        rows4.push(serde_json::json!({
-            "heartbeat": label,
-            "detect_s": det.map(|d| (d * 1000.0).round() / 1000.0),
-            "ours": {
-                "avg_s": r2(o.avg()), "min_s": r2(o.min()), "max_s": r2(o.max()),
-                "sd_s": r2(std_dev(o)), "total_s": r2(o.span), "mbps": r2(o.mbps),
-                "unfinished": o.unfinished, "corrupted": o.corrupted, "drops": o.drops,
-            },
-            "paper": paper.map(|r| serde_json::json!({
-                "avg_s": r.1, "min_s": r.2, "max_s": r.3, "sd_s": r.4, "total_s": r.5, "mbps": r.6,
-            })),
-        }));
-    }
-    text.push('\n');
+            paper: TABLE4.iter().find(|p| p.0 == label).map(|p| &p.1[..]),
+            ours: o,
+        })
+        .collect();
+    let rows4 = table(&mut text, Columns::Failover, &rows4);
     StudyOutput {
         table: text,
         json: serde_json::json!({
@@ -323,6 +380,7 @@ pub fn run(seed: u64, scale: Scale, threads: usize) -> StudyOutput {
         }),
         plots: Vec::new(),
         events,
+        points: outs.len() + fails.len(),
     }
 }
 
