@@ -26,7 +26,7 @@ enum Command {
     Agent(cli::daemon::DaemonArgs),
     /// Namespace testbed scenarios with real tools (needs root).
     Testbed(cli::testbed::TestbedArgs),
-    /// Benchmarks on the namespace system (needs root).
+    /// Benchmarks: the namespace system (needs root), the study sweep.
     Bench(cli::bench::BenchArgs),
     /// The deterministic simulator.
     Sim(cli::sim::SimArgs),

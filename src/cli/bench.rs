@@ -1,5 +1,7 @@
 //! `ftsplice bench throughput [--json] [--secs N]`: iperf3 through every
-//! path of the namespace system in one run (see `ftsplice_testbed::bench`).
+//! path of the namespace system in one run (see `ftsplice_testbed::bench`);
+//! `ftsplice bench studies`: the simulator's paper-study sweep time
+//! (`super::bench_studies`).
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -22,6 +24,9 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         secs: u32,
     },
+    /// The full paper-study sweep on the simulator: wall and CPU time,
+    /// points/s, load average (issue 4's two-minute budget).
+    Studies(super::bench_studies::StudiesArgs),
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -36,5 +41,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             }
             Ok(())
         }
+        BenchCommand::Studies(a) => super::bench_studies::run(a),
     }
 }

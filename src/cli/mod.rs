@@ -1,6 +1,7 @@
 //! Subcommands of the `ftsplice` binary, one module each.
 
 pub mod bench;
+pub mod bench_studies;
 pub mod daemon;
 pub mod demo;
 pub mod sim;
