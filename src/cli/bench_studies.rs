@@ -3,11 +3,14 @@
 //! process's CPU time, points and events per second, and the machine's load
 //! average before, during and after: the benchmark of issue 4's two-minute
 //! budget. On a shared machine the wall time mostly measures the neighbours;
-//! CPU seconds and the load say how much of that is ours.
+//! CPU seconds and the load say how much of that is ours. `--report DIR`
+//! also writes what the sweep found (tables, JSON, SVG plots), so one run
+//! gives both the numbers of docs/studies.md and the time it took.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use ftsplice_sim::study::{self, Scale};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -30,6 +33,10 @@ pub struct StudiesArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also write the sweep's tables.txt, study.json, bench.json and SVG
+    /// plots into this directory.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 /// User + system CPU seconds of this process so far, threads that have
@@ -123,6 +130,19 @@ pub fn run(args: &StudiesArgs) -> Result<()> {
         "load_during_max": opt(load_max),
         "load_after": opt(load_after),
     });
+    if let Some(dir) = &args.report {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let files = [
+            ("tables.txt", out.table.clone()),
+            ("study.json", serde_json::to_string_pretty(&out.json)?),
+            ("bench.json", serde_json::to_string_pretty(&report)?),
+        ];
+        let plots = out.plots.iter().map(|(n, p)| (n.as_str(), p.render()));
+        for (name, body) in files.into_iter().chain(plots) {
+            let path = dir.join(name);
+            std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
