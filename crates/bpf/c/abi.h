@@ -47,14 +47,16 @@ struct splice_val {
 	__u64 splice_id;
 };
 
-/* Index of the per-CPU `counters` array: why a packet went where it went. */
+/* Index of the per-CPU `counters` array: why a packet went where it went.
+ * The splice programs count wire segments (a GSO packet adds gso_segs), the
+ * lb counts packets. */
 enum ft_counter {
 	FT_C_NOT_IPV4 = 0,    /* not IPv4 over Ethernet: stack */
 	FT_C_NOT_TCP,         /* IPv4 but not TCP: stack */
 	FT_C_FRAGMENT,        /* IP fragment: stack */
 	FT_C_NO_SPLICE,       /* TCP, no splice for the 4-tuple: stack */
 	FT_C_TRANSLATED,      /* translated (then redirected or to the stack) */
-	FT_C_REDIRECTED,      /* translated and redirected by fib lookup */
+	FT_C_REDIRECTED,      /* translated and sent on by fib lookup */
 	FT_C_FIB_STACK,       /* translated, fib lookup failed: stack routes it */
 	FT_C_HOLD_DROP,       /* splice on hold: dropped */
 	FT_C_SLOW_SYN,        /* SYN on a spliced 4-tuple: slow path */
@@ -116,7 +118,7 @@ struct ts_seen_val {
 
 struct splice_seen {
 	__u64 last_ns; /* bpf_ktime_get_ns() of the latest packet */
-	__u64 packets; /* translated packets, both directions */
+	__u64 packets; /* translated segments (a GSO packet counts gso_segs), both directions */
 	__u64 flags;   /* FT_SEEN_* (64-bit: BPF atomics need it) */
 };
 

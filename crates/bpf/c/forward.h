@@ -1,6 +1,17 @@
 /* Shared TC glue: parse Ethernet/IPv4/TCP, look the 4-tuple up, translate,
  * fix the TCP checksum with the kernel's helpers, and forward by fib lookup
- * (or hand the translated packet to the stack when the lookup fails).
+ * (or hand the translated packet to the stack when the lookup fails). With
+ * FT_EGRESS defined (the agent, on TC egress), a packet whose route leaves
+ * by the device it is already leaving goes on with new MACs, unredirected.
+ *
+ * GSO packets (TSO/GSO offloads on, or GRO on the receiving device) are
+ * translated like any other: segmentation copies the rewritten headers
+ * into every segment and advances the sequence number per segment, TCP
+ * options included. Their checksum is CHECKSUM_PARTIAL: the TCP checksum
+ * field holds only the pseudo-header sum, which bpf_l4_csum_replace
+ * updates for the address change (BPF_F_PSEUDO_HDR) and leaves alone for
+ * the TCP header's own fields (the checksum is computed over those later).
+ * Counters and splice_seen count wire segments (gso_segs).
  * Every translated packet is noted in `splice_seen` (teardown); with
  * FT_RECORD_TS defined (the proxy), the TSval of every TCP packet going to
  * the stack is noted in `ts_seen` (splice creation). */
@@ -46,11 +57,20 @@ struct {
 } ts_seen SEC(".maps");
 #endif
 
-static __always_inline void ft_count(__u32 c)
+/* Wire packets in skb: a GSO packet (built by the sending stack, or
+ * merged by GRO) stands for gso_segs segments, any other for one. */
+static __always_inline __u32 ft_segs(struct __sk_buff *skb)
+{
+	__u32 n = skb->gso_segs;
+	return n ? n : 1;
+}
+
+/* Adds the packet's segments to counter c. */
+static __always_inline void ft_count(struct __sk_buff *skb, __u32 c)
 {
 	__u64 *n = bpf_map_lookup_elem(&counters, &c);
 	if (n)
-		*n += 1;
+		*n += ft_segs(skb);
 }
 
 #define FT_L3_OFF ((__u32)sizeof(struct ethhdr))
@@ -264,7 +284,7 @@ static __noinline int ft_presplice(struct __sk_buff *skb)
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		bpf_skb_store_bytes(skb, 0, s->fib.dmac, ETH_ALEN, 0);
 		bpf_skb_store_bytes(skb, ETH_ALEN, s->fib.smac, ETH_ALEN, 0);
-		ft_count(FT_C_PRESPLICE_REDIRECT);
+		ft_count(skb, FT_C_PRESPLICE_REDIRECT);
 		return bpf_redirect(s->fib.ifindex, 0);
 	}
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
@@ -274,7 +294,7 @@ static __noinline int ft_presplice(struct __sk_buff *skb)
 		s->nh.nh_family = AF_INET;
 		/* The lookup rewrote ipv4_dst to the next hop. */
 		s->nh.ipv4_nh = s->fib.ipv4_dst;
-		ft_count(FT_C_PRESPLICE_REDIRECT);
+		ft_count(skb, FT_C_PRESPLICE_REDIRECT);
 		return bpf_redirect_neigh(s->fib.ifindex, &s->nh, sizeof(s->nh), 0);
 	}
 	return -1;
@@ -308,10 +328,10 @@ static __noinline int ft_hold(struct __sk_buff *skb, __u32 l4_off, __u32 hlen)
 {
 	__u32 f = ft_flags_payload(skb, l4_off, hlen);
 	if (f & (0x100 | FT_TCP_SYN | FT_TCP_FIN)) {
-		ft_count(FT_C_HOLD_DROP);
+		ft_count(skb, FT_C_HOLD_DROP);
 		return TC_ACT_SHOT;
 	}
-	ft_count(FT_C_HOLD_PASS);
+	ft_count(skb, FT_C_HOLD_PASS);
 	return TC_ACT_OK;
 }
 
@@ -335,12 +355,12 @@ static __noinline void ft_note_seen(struct __sk_buff *skb, __u64 id, __u32 dir, 
 	struct splice_seen *s = bpf_map_lookup_elem(&splice_seen, &id);
 	if (s) {
 		s->last_ns = now;
-		__sync_fetch_and_add(&s->packets, 1);
+		__sync_fetch_and_add(&s->packets, ft_segs(skb));
 		if (f)
 			__sync_fetch_and_or(&s->flags, f);
 		return;
 	}
-	struct splice_seen n = { .last_ns = now, .packets = 1, .flags = f };
+	struct splice_seen n = { .last_ns = now, .packets = ft_segs(skb), .flags = f };
 	bpf_map_update_elem(&splice_seen, &id, &n, BPF_NOEXIST);
 }
 
@@ -356,7 +376,7 @@ static __always_inline int ft_splice_skb(struct __sk_buff *skb)
 			if (verdict >= 0)
 				return verdict;
 		}
-		ft_count(why);
+		ft_count(skb, why);
 		return TC_ACT_OK;
 	}
 	struct splice_val *v = p.v;
@@ -369,10 +389,10 @@ static __always_inline int ft_splice_skb(struct __sk_buff *skb)
 	struct ft_csum cs;
 	int r = ft_translate(skb, FT_L3_OFF, p.l4_off, p.hlen, v, &cs);
 	if (r != FT_OK) {
-		ft_count(r);
+		ft_count(skb, r);
 		return TC_ACT_OK;
 	}
-	ft_count(FT_C_TRANSLATED);
+	ft_count(skb, FT_C_TRANSLATED);
 	ft_note_seen(skb, v->splice_id, v->dir, p.l4_off);
 	__be32 daddr = v->daddr, saddr = v->saddr;
 	__u32 csum_off = (p.l4_off & 0xff) + offsetof(struct tcphdr, check);
@@ -387,19 +407,34 @@ static __always_inline int ft_splice_skb(struct __sk_buff *skb)
 	fib.ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
 	long rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0);
-		bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0);
-		ft_count(FT_C_REDIRECTED);
+		/* The checksum helpers invalidated packet pointers: re-derive. */
+		void *data = (void *)(long)skb->data;
+		void *end = (void *)(long)skb->data_end;
+		struct ethhdr *eth = data;
+		if ((void *)(eth + 1) > end) {
+			ft_count(skb, FT_C_FIB_STACK);
+			return TC_ACT_OK;
+		}
+		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+		ft_count(skb, FT_C_REDIRECTED);
+#ifdef FT_EGRESS
+		/* Already on its way out of the right device: carry on. A
+		 * redirect would queue it to this device's egress again, and
+		 * run this program a second time. */
+		if (fib.ifindex == skb->ifindex)
+			return TC_ACT_OK;
+#endif
 		return bpf_redirect(fib.ifindex, 0);
 	}
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
 		struct bpf_redir_neigh nh = {};
 		nh.nh_family = AF_INET;
 		nh.ipv4_nh = fib.ipv4_dst;
-		ft_count(FT_C_REDIRECTED);
+		ft_count(skb, FT_C_REDIRECTED);
 		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
 	}
-	ft_count(FT_C_FIB_STACK);
+	ft_count(skb, FT_C_FIB_STACK);
 	return TC_ACT_OK;
 }
 

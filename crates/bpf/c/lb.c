@@ -1,7 +1,11 @@
-/* Stateless load balancer (XDP): packets for the service address are sent
- * to a live proxy chosen from a slot table the control plane fills in
- * proportion to the proxies' workload factors. Only the Ethernet addresses
- * change; the proxies own the service address too.
+/* Stateless load balancer: packets for the service address are sent to a
+ * live proxy chosen from a slot table the control plane fills in proportion
+ * to the proxies' workload factors. Only the Ethernet addresses change; the
+ * proxies own the service address too. Two entries share the maps and the
+ * choice (ft_lb_pick): `lb` for XDP (native on NICs), and `lb_tc` for TC
+ * ingress, which handles a GSO packet (up to 64 KiB from a veth with
+ * offloads on) as one packet where generic XDP would first copy it into
+ * one linear buffer.
  *
  * The flow hash and the slot index are exactly proto::hash::flow_hash and
  * proto::lb::SlotTable::slot_of, and the control plane fills the table from
@@ -12,6 +16,7 @@
 #include <linux/if_ether.h>
 #include <linux/ip.h>
 #include <linux/in.h>
+#include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "abi.h"
@@ -54,11 +59,12 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-static __always_inline void ft_count(__u32 c)
+/* Adds `segs` wire packets to counter c. */
+static __always_inline void ft_count(__u32 c, __u32 segs)
 {
 	__u64 *n = bpf_map_lookup_elem(&counters, &c);
 	if (n)
-		*n += 1;
+		*n += segs;
 }
 
 /* proto::hash::mix64 (the SplitMix64 finalizer). */
@@ -79,34 +85,38 @@ static __always_inline __u64 ft_flow_hash(__u32 saddr, __u16 sport, __u32 daddr,
 	return ft_mix64(ft_mix64(a) ^ b);
 }
 
-SEC("xdp")
-int lb(struct xdp_md *ctx)
+/* What ft_lb_pick decided. */
+#define FT_LB_PASS 0 /* to the stack */
+#define FT_LB_DROP 1
+#define FT_LB_SEND 2 /* MACs rewritten: send out of *ifindex */
+
+/* Chooses the proxy of the frame [data, end) (`segs` wire packets, for the
+ * counters) and rewrites its MACs for it. */
+static __always_inline int ft_lb_pick(void *data, void *end, __u32 segs, __u32 *ifindex)
 {
-	void *data = (void *)(long)ctx->data;
-	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP)) {
-		ft_count(FT_C_NOT_IPV4);
-		return XDP_PASS;
+		ft_count(FT_C_NOT_IPV4, segs);
+		return FT_LB_PASS;
 	}
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > end) {
-		ft_count(FT_C_NOT_IPV4);
-		return XDP_PASS;
+		ft_count(FT_C_NOT_IPV4, segs);
+		return FT_LB_PASS;
 	}
 	__u32 zero = 0;
 	struct lb_cfg *cfg = bpf_map_lookup_elem(&lb_config, &zero);
 	if (!cfg || ip->daddr != cfg->vip) {
-		ft_count(FT_C_LB_NOT_VIP);
-		return XDP_PASS;
+		ft_count(FT_C_LB_NOT_VIP, segs);
+		return FT_LB_PASS;
 	}
 	__u32 n = cfg->nslots;
 	if (n == 0 || n > FT_LB_SLOTS) {
 		/* No live proxy (or standby): drop TCP, which the clients
 		 * retransmit, rather than let a stack that owns the address
 		 * reset the connections. */
-		ft_count(FT_C_LB_NO_PROXY);
-		return ip->protocol == IPPROTO_TCP ? XDP_DROP : XDP_PASS;
+		ft_count(FT_C_LB_NO_PROXY, segs);
+		return ip->protocol == IPPROTO_TCP ? FT_LB_DROP : FT_LB_PASS;
 	}
 	__u64 pick;
 	if (cfg->mode == FT_LB_MODE_RANDOM) {
@@ -114,7 +124,7 @@ int lb(struct xdp_md *ctx)
 	} else if (cfg->mode == FT_LB_MODE_SPRAY) {
 		__u64 *cnt = bpf_map_lookup_elem(&lb_spray, &zero);
 		if (!cnt)
-			return XDP_PASS;
+			return FT_LB_PASS;
 		__u32 burst = cfg->burst ? cfg->burst : 1;
 		pick = *cnt / burst;
 		*cnt += 1;
@@ -146,15 +156,43 @@ int lb(struct xdp_md *ctx)
 	if (!s)
 		s = bpf_map_lookup_elem(&lb_slots, &idx);
 	if (!s || !s->ifindex) {
-		ft_count(FT_C_LB_NO_PROXY);
-		return XDP_PASS;
+		ft_count(FT_C_LB_NO_PROXY, segs);
+		return FT_LB_PASS;
 	}
 	__builtin_memcpy(eth->h_dest, s->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, s->smac, ETH_ALEN);
-	ft_count(FT_C_LB_SENT);
-	if (s->ifindex == ctx->ingress_ifindex)
+	ft_count(FT_C_LB_SENT, segs);
+	*ifindex = s->ifindex;
+	return FT_LB_SEND;
+}
+
+SEC("xdp")
+int lb(struct xdp_md *ctx)
+{
+	__u32 ifindex = 0;
+	int r = ft_lb_pick((void *)(long)ctx->data, (void *)(long)ctx->data_end, 1, &ifindex);
+	if (r == FT_LB_DROP)
+		return XDP_DROP;
+	if (r != FT_LB_SEND)
+		return XDP_PASS;
+	if (ifindex == ctx->ingress_ifindex)
 		return XDP_TX;
-	return bpf_redirect(s->ifindex, 0);
+	return bpf_redirect(ifindex, 0);
+}
+
+/* The same balancer on TC ingress: sent packets leave by the egress of the
+ * slot's device (the ingress device itself in a one-armed lb). */
+SEC("classifier")
+int lb_tc(struct __sk_buff *skb)
+{
+	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
+	__u32 ifindex = 0;
+	int r = ft_lb_pick((void *)(long)skb->data, (void *)(long)skb->data_end, segs, &ifindex);
+	if (r == FT_LB_DROP)
+		return TC_ACT_SHOT;
+	if (r != FT_LB_SEND)
+		return TC_ACT_OK;
+	return bpf_redirect(ifindex, 0);
 }
 
 char _license[] SEC("license") = "GPL";

@@ -46,6 +46,12 @@ fn found<T>(r: Result<T, aya::maps::MapError>, name: &'static str) -> Result<Opt
     }
 }
 
+/// `struct __sk_buff` (linux/bpf.h): its size and the offsets of the two
+/// GSO fields BPF_PROG_TEST_RUN accepts in a context.
+const SK_BUFF_LEN: usize = 192;
+const SK_BUFF_GSO_SEGS: usize = 164;
+const SK_BUFF_GSO_SIZE: usize = 176;
+
 /// Which splice program an object carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SpliceRole {
@@ -329,11 +335,37 @@ impl SplicePlane {
     /// Runs program `name` once on `packet` (an Ethernet frame) through
     /// BPF_PROG_TEST_RUN and returns its verdict and output bytes.
     pub fn test_run(&self, name: &'static str, packet: &[u8]) -> Result<TestRun> {
+        self.test_run_ctx(name, packet, None)
+    }
+
+    /// [`Self::test_run`] with the skb marked as a GSO packet of `segs`
+    /// segments of `size` bytes (`__sk_buff.gso_segs`/`gso_size`, which
+    /// BPF_PROG_TEST_RUN takes from the context it is given).
+    pub fn test_run_gso(
+        &self,
+        name: &'static str,
+        packet: &[u8],
+        segs: u32,
+        size: u32,
+    ) -> Result<TestRun> {
+        let mut ctx = [0u8; SK_BUFF_LEN];
+        ctx[SK_BUFF_GSO_SEGS..SK_BUFF_GSO_SEGS + 4].copy_from_slice(&segs.to_ne_bytes());
+        ctx[SK_BUFF_GSO_SIZE..SK_BUFF_GSO_SIZE + 4].copy_from_slice(&size.to_ne_bytes());
+        self.test_run_ctx(name, packet, Some(&ctx))
+    }
+
+    fn test_run_ctx(
+        &self,
+        name: &'static str,
+        packet: &[u8],
+        ctx: Option<&[u8]>,
+    ) -> Result<TestRun> {
         let prog = self.classifier(name)?;
         let mut out = vec![0u8; packet.len() + 256];
         let opts = TestRunOptions {
             data_in: Some(packet),
             data_out: Some(&mut out),
+            ctx_in: ctx,
             ..TestRunOptions::default()
         };
         let r = prog
@@ -389,6 +421,18 @@ impl LbPlane {
             .map_err(|source| Error::Program { name: "lb", source })?;
         prog.load()
             .map_err(|source| Error::Program { name: "lb", source })?;
+        let tc: &mut SchedClassifier = ebpf
+            .program_mut("lb_tc")
+            .ok_or(Error::Missing("lb_tc"))?
+            .try_into()
+            .map_err(|source| Error::Program {
+                name: "lb_tc",
+                source,
+            })?;
+        tc.load().map_err(|source| Error::Program {
+            name: "lb_tc",
+            source,
+        })?;
         Ok(LbPlane {
             ebpf,
             written: vec![LbSlot::default(); LB_SLOTS],
@@ -420,6 +464,28 @@ impl LbPlane {
         };
         r.map(drop)
             .map_err(|source| Error::Program { name: "lb", source })
+    }
+
+    /// Attaches `lb_tc`, the same balancer, to TC ingress of `iface`
+    /// instead of XDP: on a veth with segmentation offloads on, generic XDP
+    /// copies every GSO packet into one linear buffer before the program
+    /// runs, TC hands it over as it is. Detached when the plane is dropped.
+    pub fn attach_tc(&mut self, iface: &str) -> Result<()> {
+        let prog: &mut SchedClassifier = self
+            .ebpf
+            .program_mut("lb_tc")
+            .ok_or(Error::Missing("lb_tc"))?
+            .try_into()
+            .map_err(|source| Error::Program {
+                name: "lb_tc",
+                source,
+            })?;
+        prog.attach(iface, TcAttachType::Ingress)
+            .map(drop)
+            .map_err(|source| Error::Program {
+                name: "lb_tc",
+                source,
+            })
     }
 
     /// Sets the service address, mode and burst length, and the slot table
@@ -476,6 +542,32 @@ impl LbPlane {
 
     pub fn counters(&self) -> Result<Counters> {
         read_counters(&self.ebpf)
+    }
+
+    /// Runs `lb_tc` once on `packet` through BPF_PROG_TEST_RUN (its
+    /// verdict is a TC action).
+    pub fn test_run_tc(&self, packet: &[u8]) -> Result<TestRun> {
+        let name = "lb_tc";
+        let prog: &SchedClassifier = self
+            .ebpf
+            .program(name)
+            .ok_or(Error::Missing(name))?
+            .try_into()
+            .map_err(|source| Error::Program { name, source })?;
+        let mut out = vec![0u8; packet.len() + 256];
+        let opts = TestRunOptions {
+            data_in: Some(packet),
+            data_out: Some(&mut out),
+            ..TestRunOptions::default()
+        };
+        let r = prog
+            .test_run(opts)
+            .map_err(|source| Error::Program { name, source })?;
+        out.truncate(r.data_size_out as usize);
+        Ok(TestRun {
+            retval: r.return_value,
+            packet: out,
+        })
     }
 
     /// Runs `lb` once on `packet` through BPF_PROG_TEST_RUN.

@@ -1,4 +1,5 @@
-//! The lb XDP program through BPF_PROG_TEST_RUN: it sends every flow to the
+//! The lb program (its XDP entry, and in the flow-hash and pass/drop checks
+//! its TC entry too) through BPF_PROG_TEST_RUN: it sends every flow to the
 //! proxy the Rust model predicts (`proto::lb::SlotTable`, the simulator's
 //! `Balancer` in flow-hash mode and, with equal weights, the pre-splice
 //! owner), over random proxy sets and tuples; it rewrites only the MACs,
@@ -23,6 +24,9 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
+const TC_ACT_OK: u32 = 0;
+const TC_ACT_SHOT: u32 = 2;
+const TC_ACT_REDIRECT: u32 = 7;
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const SMAC: [u8; 6] = [2, 0xaa, 0, 0, 0, 1];
 
@@ -107,7 +111,12 @@ fn flow_hash_mode_matches_the_rust_model_over_random_sets_and_tuples() {
                 }
                 assert_eq!(out.packet[6..12], SMAC);
                 assert_eq!(out.packet[12..], input[12..], "only MACs change");
-                sent += 1;
+                // The TC entry chooses the same proxy, rewrites the same
+                // bytes, and redirects instead of XDP_TX.
+                let tc = lb.test_run_tc(&input).unwrap();
+                assert_eq!(tc.retval, TC_ACT_REDIRECT);
+                assert_eq!(tc.packet, out.packet);
+                sent += 2;
             }
         }
         assert_eq!(lb.counters().unwrap().get(Counter::LbSent), sent);
@@ -188,6 +197,9 @@ fn other_traffic_passes_and_an_empty_table_drops_tcp() {
             let r = lb.test_run(&input).unwrap();
             assert_eq!((r.retval, &r.packet), (XDP_PASS, &input));
             assert_eq!(lb.counters().unwrap().get(why), 1);
+            let r = lb.test_run_tc(&input).unwrap();
+            assert_eq!((r.retval, &r.packet), (TC_ACT_OK, &input));
+            assert_eq!(lb.counters().unwrap().get(why), 2);
         }
         // No proxy: TCP to the service address is dropped (the clients
         // retransmit) rather than reset by the lb's own stack.
@@ -195,6 +207,8 @@ fn other_traffic_passes_and_an_empty_table_drops_tcp() {
         let r = lb.test_run(&to_vip).unwrap();
         assert_eq!(r.retval, XDP_DROP);
         assert_eq!(lb.counters().unwrap().get(Counter::LbNoProxy), 1);
+        assert_eq!(lb.test_run_tc(&to_vip).unwrap().retval, TC_ACT_SHOT);
+        assert_eq!(lb.counters().unwrap().get(Counter::LbNoProxy), 2);
     });
 }
 

@@ -340,6 +340,41 @@ fn splice_seen_counts_packets_fins_and_resets() {
     });
 }
 
+#[test]
+fn gso_packets_count_every_segment() {
+    if skip_unless_root("gso_packets_count_every_segment") {
+        return;
+    }
+    let s = splice();
+    with_proxy(|p| {
+        p.install(&s).unwrap();
+        let mut c2s = Seg::new(s.client, s.vip);
+        c2s.payload = vec![7; 1000];
+        let frame = c2s.frame();
+        let before = p.counters().unwrap();
+        // A GSO packet of 4 segments of 250 bytes: translated like any
+        // packet (the same bytes), counted as the 4 packets it becomes.
+        let plain = p.test_run("proxy_ingress", &frame).unwrap();
+        let gso = p.test_run_gso("proxy_ingress", &frame, 4, 250).unwrap();
+        assert_eq!(gso.retval, plain.retval);
+        assert_eq!(gso.packet, plain.packet);
+        assert!(checksums_ok(&gso.packet));
+        let d = p.counters().unwrap().since(&before);
+        assert_eq!(d.get(Counter::Translated), 5);
+        assert_eq!(d.get(Counter::FibStack), 5);
+        assert_eq!(p.seen(s.id).unwrap().unwrap().packets, 5);
+        // gso_segs 0 (not GSO) counts one; a packet to the stack counts
+        // its segments too.
+        p.test_run_gso("proxy_ingress", &frame, 0, 0).unwrap();
+        let stranger = Seg::new(sa([198, 18, 1, 11], 40000), s.vip).frame();
+        p.test_run_gso("proxy_ingress", &stranger, 3, 500).unwrap();
+        let d = p.counters().unwrap().since(&before);
+        assert_eq!(d.get(Counter::Translated), 6);
+        assert_eq!(d.get(Counter::NoSplice), 3);
+        assert_eq!(p.seen(s.id).unwrap().unwrap().packets, 6);
+    });
+}
+
 /// Option layouts with every alignment the checksum update must handle.
 fn arb_options() -> impl Strategy<Value = Vec<u8>> {
     (

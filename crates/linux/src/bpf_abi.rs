@@ -76,7 +76,7 @@ pub const SEEN_RST: u64 = 0x04;
 pub struct SpliceSeen {
     /// `bpf_ktime_get_ns()` of the latest packet.
     pub last_ns: u64,
-    /// Translated packets, both directions.
+    /// Translated segments (a GSO packet counts `gso_segs`), both directions.
     pub packets: u64,
     /// `SEEN_*` bits.
     pub flags: u64,

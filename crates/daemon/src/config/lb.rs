@@ -9,7 +9,7 @@
 //! interface = "e1"
 //! mode = "flow-hash"          # or "weighted", "burst", "flowlet", "port-owner"
 //! burst = 40                  # packets per burst in "burst" mode
-//! xdp_mode = "auto"           # or "native", "generic"
+//! xdp_mode = "auto"           # or "native", "generic", "tc" (auto: tc on a veth)
 //! announce_vip = true         # answer ARP for vip while active, gratuitous ARP on takeover
 //! resolve_ms = 1000           # re-ARP period for the proxies' MACs
 //! metrics = "198.18.1.1:9100"
@@ -54,13 +54,17 @@ pub enum LbMode {
     PortOwner,
 }
 
-/// How the XDP program is attached.
+/// How the balancer is attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum XdpMode {
-    /// The kernel's choice (native where the driver supports it), else generic.
+    /// TC on a veth; elsewhere the kernel's choice of XDP (native where the
+    /// driver supports it), else generic XDP.
     Auto,
     Native,
     Generic,
+    /// The same program on TC ingress instead of XDP (no copy of GSO
+    /// packets, which generic XDP linearizes).
+    Tc,
 }
 
 /// Side of a primary/backup pair.
@@ -249,11 +253,12 @@ impl LbConfig {
                 "auto" => XdpMode::Auto,
                 "native" => XdpMode::Native,
                 "generic" => XdpMode::Generic,
+                "tc" => XdpMode::Tc,
                 o => {
                     return Err(src.err(
                         v.span(),
                         "xdp_mode",
-                        format!("'{o}' is not one of 'auto', 'native', 'generic'"),
+                        format!("'{o}' is not one of 'auto', 'native', 'generic', 'tc'"),
                     ))
                 }
             },

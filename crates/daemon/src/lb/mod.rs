@@ -240,16 +240,23 @@ pub async fn run(
     let info = iface_info(&iface).with_context(|| format!("interface {iface}"))?;
     let mut plane = LbPlane::load().context("loading the XDP lb")?;
     let native = match cfg.xdp_mode {
-        // Native XDP_TX on a veth only reaches a peer that runs NAPI (an
-        // XDP program or GRO on the other end); plain veth peers drop it.
-        XdpMode::Auto if is_veth(&iface) => Some(false),
-        XdpMode::Auto => None,
-        XdpMode::Native => Some(true),
-        XdpMode::Generic => Some(false),
+        // On a veth, TC: native XDP_TX only reaches a peer that runs NAPI
+        // (an XDP program or GRO on the other end), and generic XDP copies
+        // every GSO packet into one linear buffer first.
+        XdpMode::Auto if is_veth(&iface) => None,
+        XdpMode::Tc => None,
+        XdpMode::Auto => Some(None),
+        XdpMode::Native => Some(Some(true)),
+        XdpMode::Generic => Some(Some(false)),
     };
-    plane
-        .attach_mode(&iface, native)
-        .with_context(|| format!("attaching the XDP lb to {iface}"))?;
+    match native {
+        Some(native) => plane
+            .attach_mode(&iface, native)
+            .with_context(|| format!("attaching the XDP lb to {iface}"))?,
+        None => plane
+            .attach_tc(&iface)
+            .with_context(|| format!("attaching the lb to TC ingress of {iface}"))?,
+    }
     let hb_listen = std::net::UdpSocket::bind(cfg.heartbeat_listen)
         .with_context(|| format!("key 'heartbeat.listen': binding {}", cfg.heartbeat_listen))?;
     let hb = UdpSocket::bind(std::net::SocketAddrV4::new(*cfg.heartbeat_listen.ip(), 0))
