@@ -31,6 +31,16 @@ pub enum TestbedCommand {
         /// Only the network and servers, no ftsplice daemons.
         #[arg(long)]
         no_daemons: bool,
+        /// Veth offloads: off (the default) or on (the veth defaults, as
+        /// `bench throughput` uses).
+        #[arg(long, default_value = "off")]
+        offloads: String,
+        /// Add the bench's router and HAProxy hosts.
+        #[arg(long)]
+        bench_hosts: bool,
+        /// Proxy heartbeat interval.
+        #[arg(long, default_value_t = 10)]
+        heartbeat_ms: u64,
     },
     /// Build a scenario's system, run it, print its report, tear down:
     /// proxy-crash, lb-crash, split-splice, stream, iperf (the full system with its
@@ -83,8 +93,19 @@ pub fn run(args: &TestbedArgs) -> Result<()> {
             clients,
             backends,
             no_daemons,
+            offloads,
+            bench_hosts,
+            heartbeat_ms,
         } => {
             let mut spec = Spec::new(&std::env::current_exe()?);
+            spec.offloads = match offloads.as_str() {
+                "on" => ftsplice_linux::Offloads::Default,
+                "off" => ftsplice_linux::Offloads::Off,
+                other => anyhow::bail!("--offloads: '{other}' is neither on nor off"),
+            };
+            spec.big_file = Some(1 << 40);
+            spec.bench_hosts = *bench_hosts;
+            spec.heartbeat_ms = *heartbeat_ms;
             spec.proxies = *proxies;
             spec.split = *split;
             spec.clients = *clients;

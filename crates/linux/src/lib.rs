@@ -21,6 +21,6 @@ pub use error::Error;
 pub use netns::{unique_name, NetNs};
 pub use privilege::{is_root, pin_current_thread, skip_unless_root};
 pub use repair::{FrozenSocket, Queue, RepairWindow, SocketState, TcpInfoLite};
-pub use topology::{check_test_addr, Link, Port, Topology, BRIDGE};
+pub use topology::{check_test_addr, Link, Offloads, Port, Topology, BRIDGE};
 
 pub type Result<T, E = Error> = core::result::Result<T, E>;

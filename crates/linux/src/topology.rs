@@ -54,12 +54,29 @@ fn offloads_off(ns: &NetNs, dev: &str) -> Result<()> {
     .map(drop)
 }
 
+/// Checksum and segmentation offloads of the veth devices a [`Topology`]
+/// creates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Offloads {
+    /// All off (`ethtool -K DEV tx off rx off tso off gso off gro off`):
+    /// every packet between two devices is one MTU-sized frame with a full
+    /// checksum. Senders' stacks still build GSO packets, which the device
+    /// segments after TC egress.
+    #[default]
+    Off,
+    /// The veth defaults: checksum offload, TSO and GSO on, GRO off.
+    /// Packets of up to 64 KiB with `CHECKSUM_PARTIAL` cross every veth and
+    /// bridge whole, as between the containers of one host.
+    Default,
+}
+
 /// Namespaces ("nodes") and veth links. Dropping it deletes every namespace,
 /// which deletes the veth devices in them.
 #[derive(Debug, Default)]
 pub struct Topology {
     // Links die with their namespaces; nodes are dropped in order.
     nodes: Vec<NetNs>,
+    offloads: Offloads,
     devs: Vec<u32>,
     links: Vec<Link>,
     switches: Vec<usize>,
@@ -69,6 +86,25 @@ pub struct Topology {
 impl Topology {
     pub fn new() -> Topology {
         Topology::default()
+    }
+
+    /// A topology whose devices get `offloads` (links added later).
+    pub fn with_offloads(offloads: Offloads) -> Topology {
+        Topology {
+            offloads,
+            ..Topology::default()
+        }
+    }
+
+    pub fn offloads(&self) -> Offloads {
+        self.offloads
+    }
+
+    fn set_offloads(&self, ns: &NetNs, dev: &str) -> Result<()> {
+        match self.offloads {
+            Offloads::Off => offloads_off(ns, dev),
+            Offloads::Default => Ok(()),
+        }
     }
 
     /// Adds a node in a fresh namespace; returns its index.
@@ -87,9 +123,8 @@ impl Topology {
     }
 
     /// Joins nodes `a` and `b` with a veth pair (devices `eN` numbered per
-    /// node), addresses both ends `/prefix`, brings them up and turns off
-    /// checksum/segmentation offloads, so that every packet on the wire
-    /// carries a full checksum (BPF programs rewrite headers in place).
+    /// node), addresses both ends `/prefix`, brings them up and sets their
+    /// offloads ([`Offloads`]; [`Topology::new`] turns them off).
     pub fn link(
         &mut self,
         a: usize,
@@ -122,7 +157,7 @@ impl Topology {
         ])?;
         for (ns, dev, addr) in [(na, &a_dev, a_addr), (nb, &b_dev, b_addr)] {
             ns.ip(&["addr", "add", &format!("{addr}/{prefix}"), "dev", dev])?;
-            offloads_off(ns, dev)?;
+            self.set_offloads(ns, dev)?;
             ns.ip(&["link", "set", dev, "up"])?;
         }
         let link = Link {
@@ -163,7 +198,7 @@ impl Topology {
     }
 
     /// Plugs `node` into `switch`: a veth pair whose node end (`eN`) gets
-    /// `addr/prefix` and whose switch end (`pN`) joins the bridge. Offloads are off on both ends, like [`Topology::link`].
+    /// `addr/prefix` and whose switch end (`pN`) joins the bridge. Offloads as in [`Topology::link`], on both ends.
     pub fn attach(
         &mut self,
         node: usize,
@@ -199,8 +234,8 @@ impl Topology {
             ns.name(),
         ])?;
         nn.ip(&["addr", "add", &format!("{addr}/{prefix}"), "dev", &dev])?;
-        offloads_off(nn, &dev)?;
-        offloads_off(ns, &port)?;
+        self.set_offloads(nn, &dev)?;
+        self.set_offloads(ns, &port)?;
         ns.ip(&["link", "set", &port, "master", BRIDGE])?;
         ns.ip(&["link", "set", &port, "up"])?;
         nn.ip(&["link", "set", &dev, "up"])?;

@@ -1,8 +1,8 @@
 //! `ftsplice testbed down`: removes what testbed or test processes left
 //! behind when they exited without running their Drop guards (`testbed up`
 //! does so on purpose): the processes inside their namespaces (daemons,
-//! nginx, iperf3), the namespaces, and their temp directories (run dirs,
-//! nginx dirs). Names are `fts<pid>x<n><tag>` (see
+//! nginx, iperf3), the namespaces, their temp directories (run dirs,
+//! nginx dirs) and sparse bulk files in /dev/shm. Names are `fts<pid>x<n><tag>` (see
 //! `ftsplice_linux::unique_name`); only those whose creating process no
 //! longer exists are touched, so parallel runs are safe.
 
@@ -39,17 +39,28 @@ pub fn down() -> Result<Vec<String>> {
         run_cmd("ip", &["netns", "del", &name])?;
         removed.push(name);
     }
-    if let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) {
+    // Run and nginx directories in the temp dir; sparse bulk files
+    // (system::BigFile) in /dev/shm.
+    for base in [std::env::temp_dir(), "/dev/shm".into()] {
+        let Ok(dir) = std::fs::read_dir(&base) else {
+            continue;
+        };
         for entry in dir.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(pid) = creator_pid(&name) else {
                 continue;
             };
-            if !Path::new("/proc").join(pid.to_string()).exists()
-                && entry.path().is_dir()
-                && std::fs::remove_dir_all(entry.path()).is_ok()
-            {
-                removed.push(entry.path().display().to_string());
+            if Path::new("/proc").join(pid.to_string()).exists() {
+                continue;
+            }
+            let p = entry.path();
+            let gone = if p.is_dir() {
+                std::fs::remove_dir_all(&p).is_ok()
+            } else {
+                std::fs::remove_file(&p).is_ok()
+            };
+            if gone {
+                removed.push(p.display().to_string());
             }
         }
     }

@@ -19,7 +19,7 @@ pub mod process;
 use crate::nginx::Nginx;
 use anyhow::{bail, Context, Result};
 use configs::{ConfigOptions, LbRole, Service, DEV};
-use ftsplice_linux::{unique_name, NetNs, Topology};
+use ftsplice_linux::{unique_name, NetNs, Offloads, Topology};
 use plan::{Plan, HTTP_PORT, IPERF_PORT, METRICS_PORT, PREFIX};
 use process::Proc;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
@@ -28,6 +28,33 @@ use std::time::Duration;
 
 /// Path (under nginx's root) of the sparse bulk file ([`Spec::big_file`]).
 pub const BIG_FILE: &str = "big.bin";
+
+/// The sparse bulk file, on tmpfs (`/dev/shm`) where there is one: a hole
+/// there is sent as the shared zero page, so every read costs the same. On
+/// a disk file system the first read of each page allocates and zeroes it
+/// and later reads hit the page cache, so a measurement would depend on how
+/// far earlier ones read. Removed on drop.
+pub struct BigFile {
+    pub path: PathBuf,
+}
+
+impl BigFile {
+    fn create(len: u64, fallback_dir: &Path) -> Result<BigFile> {
+        let shm = Path::new("/dev/shm");
+        let dir = if shm.is_dir() { shm } else { fallback_dir };
+        let path = dir.join(unique_name("big"));
+        std::fs::File::create(&path)
+            .and_then(|f| f.set_len(len))
+            .with_context(|| format!("creating the sparse file {}", path.display()))?;
+        Ok(BigFile { path })
+    }
+}
+
+impl Drop for BigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
 
 /// What the proxies splice to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +85,8 @@ pub struct Spec {
     pub big_file: Option<u64>,
     /// Add the bench-only router and HAProxy hosts.
     pub bench_hosts: bool,
+    /// Offloads of every veth (the bench: [`Offloads::Default`]).
+    pub offloads: Offloads,
     /// The `ftsplice` binary the daemons are started from.
     pub bin: PathBuf,
 }
@@ -76,6 +105,7 @@ impl Spec {
             files: Vec::new(),
             big_file: None,
             bench_hosts: false,
+            offloads: Offloads::Off,
             bin: bin.to_path_buf(),
         }
     }
@@ -113,6 +143,7 @@ pub struct Nodes {
 pub struct System {
     pub daemons: Vec<Proc>,
     pub nginx: Vec<Nginx>,
+    pub big_file: Option<BigFile>,
     pub topo: Topology,
     pub plan: Plan,
     pub nodes: Nodes,
@@ -162,7 +193,7 @@ impl System {
             keep: false,
         };
         std::fs::create_dir_all(&run.path)?;
-        let mut t = Topology::new();
+        let mut t = Topology::with_offloads(spec.offloads);
         let mut n = Nodes {
             switch: t.add_switch("sw")?,
             ..Nodes::default()
@@ -216,6 +247,10 @@ impl System {
         if let Some(r) = n.router {
             setup_routed_path(&t, &plan, r, n.clients[0], n.backends[0])?;
         }
+        let big_file = match spec.big_file {
+            Some(len) => Some(BigFile::create(len, &run.path)?),
+            None => None,
+        };
         let mut nginx = Vec::new();
         {
             let names: Vec<String> = (0..spec.files.len())
@@ -232,9 +267,8 @@ impl System {
                     addrs.push(SocketAddrV4::new(plan.routed_backend(), HTTP_PORT));
                 }
                 let ng = Nginx::start_on(t.node(b), &addrs, &files)?;
-                if let Some(len) = spec.big_file {
-                    // Sparse: costs no disk, nginx sends zeros from the page cache.
-                    std::fs::File::create(ng.dir().join("www").join(BIG_FILE))?.set_len(len)?;
+                if let Some(big) = &big_file {
+                    std::os::unix::fs::symlink(&big.path, ng.dir().join("www").join(BIG_FILE))?;
                 }
                 nginx.push(ng);
             }
@@ -242,6 +276,7 @@ impl System {
         let mut sys = System {
             daemons: Vec::new(),
             nginx,
+            big_file,
             topo: t,
             plan,
             nodes: n,
