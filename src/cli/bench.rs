@@ -32,7 +32,7 @@ pub enum BenchCommand {
         rounds: u32,
         /// What measures every path: iperf3 (`iperf3 -R`) or http (a curl
         /// GET from nginx).
-        #[arg(long, default_value = "http")]
+        #[arg(long, default_value = "iperf3")]
         tool: String,
         /// Veth offloads of every path: on (the veth defaults) or off.
         #[arg(long, default_value = "on")]

@@ -356,9 +356,9 @@ impl Systems {
         if !sys.spec.daemons {
             bail!("the ftsplice daemons are not running");
         }
-        // The proxies splice VIP:80 to the service (nginx, or iperf3 on
-        // backend:5201).
-        let vip = SocketAddrV4::new(sys.plan.vip(), HTTP_PORT);
+        // The proxies splice VIP:80 to nginx (an HTTP route), or VIP:5201
+        // to iperf3 on backend:5201 (an L4 route).
+        let vip = SocketAddrV4::new(sys.plan.vip(), o.tool.port());
         let r = measure(sys, o.tool, vip, o.secs);
         sys.check()?;
         r
