@@ -78,6 +78,12 @@ fn full_proxy_config_is_typed() {
     assert_eq!(c.routes[0].host.as_deref(), Some("*.example.com"));
     assert_eq!(c.default_pool.as_deref(), Some("web"));
     assert_eq!(c.log.format, ftsplice_daemon::config::LogFormat::Json);
+    assert!(c.l4_routes.is_empty());
+    let l4 = ProxyConfig::load(&dir.join("proxy-l4-ok.toml")).unwrap();
+    assert_eq!(l4.l4_routes.len(), 2);
+    assert_eq!(l4.l4_routes[0].listen.to_string(), "198.18.0.10:5201");
+    assert_eq!(l4.l4_routes[1].pool, "iperf");
+    assert_eq!(l4.default_pool, None);
     let lb = LbConfig::load(&dir.join("lb-ok.toml")).unwrap();
     assert_eq!(lb.proxies.len(), 2);
     assert_eq!(lb.misses, 3);

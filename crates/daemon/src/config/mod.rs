@@ -12,6 +12,6 @@ pub use agent::AgentConfig;
 pub use common::{ConfigError, LogConfig, LogFormat, Source};
 pub use lb::{LbConfig, LbMode, LbPeer, LbProxy, PeerRole, XdpMode};
 pub use proxy::{
-    HeadConfig, HeartbeatTarget, Pool, PoolPolicy, ProxyConfig, ReplicationConfig, ReplicationPeer,
-    RouteRule, SsaBind, TeardownTimers,
+    HeadConfig, HeartbeatTarget, L4Route, Pool, PoolPolicy, ProxyConfig, ReplicationConfig,
+    ReplicationPeer, RouteRule, SsaBind, TeardownTimers,
 };

@@ -50,6 +50,10 @@
 //! path_prefix = "/api"
 //! method = "GET"
 //! pool = "web"
+//!
+//! [[l4_route]]                   # non-HTTP: no request head is read
+//! listen = "198.18.0.10:5201"    # accepted here, spliced to the pool
+//! pool = "web"
 //! ```
 
 use super::common::*;
@@ -138,6 +142,15 @@ pub struct RouteRule {
     pub pool: String,
 }
 
+/// An L4 route: connections accepted on `listen` go to `pool` without
+/// reading anything from the client (for protocols that are not HTTP, or
+/// where the server speaks first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct L4Route {
+    pub listen: SocketAddrV4,
+    pub pool: String,
+}
+
 /// Splice teardown timers (`proto::teardown`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TeardownTimers {
@@ -165,6 +178,8 @@ pub struct ProxyConfig {
     pub replication: Option<ReplicationConfig>,
     pub pools: Vec<Pool>,
     pub routes: Vec<RouteRule>,
+    /// Listeners spliced by address alone (no request head).
+    pub l4_routes: Vec<L4Route>,
     pub default_pool: Option<String>,
     /// Largest number of splice creations in flight.
     pub max_pending: usize,
@@ -193,6 +208,8 @@ struct Raw {
     pool: Vec<RawPool>,
     #[serde(default)]
     route: Vec<RawRoute>,
+    #[serde(default)]
+    l4_route: Vec<RawL4Route>,
     #[serde(default)]
     teardown: RawTeardown,
     #[serde(default)]
@@ -258,6 +275,13 @@ struct RawRoute {
     host: Option<Spanned<String>>,
     path_prefix: Option<Spanned<String>>,
     method: Option<Spanned<String>>,
+    pool: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawL4Route {
+    listen: Spanned<String>,
     pool: Spanned<String>,
 }
 
@@ -357,6 +381,7 @@ impl ProxyConfig {
         for (i, r) in raw.route.iter().enumerate() {
             routes.push(validate_route(src, r, i, &names)?);
         }
+        let l4_routes = validate_l4_routes(src, &raw.l4_route, vip, ssa, &names)?;
         let default_pool = match &raw.default_pool {
             None => None,
             Some(v) if names.contains(v.get_ref().as_str()) => Some(v.get_ref().clone()),
@@ -368,12 +393,12 @@ impl ProxyConfig {
                 ))
             }
         };
-        if routes.is_empty() && default_pool.is_none() {
+        if routes.is_empty() && default_pool.is_none() && l4_routes.is_empty() {
             return Err(ConfigError {
                 file: src.file.clone(),
                 line: None,
                 key: Some("default_pool".into()),
-                msg: "no [[route]] and no default_pool: no request could be routed".into(),
+                msg: "no [[route]], no [[l4_route]] and no default_pool: no connection could be routed".into(),
             });
         }
         let max_pending =
@@ -420,6 +445,7 @@ impl ProxyConfig {
             replication,
             pools,
             routes,
+            l4_routes,
             default_pool,
             max_pending,
             teardown,
@@ -593,6 +619,49 @@ fn validate_pools(src: &Source, raw: &[RawPool]) -> Result<Vec<Pool>, ConfigErro
         });
     }
     Ok(pools)
+}
+
+fn validate_l4_routes(
+    src: &Source,
+    raw: &[RawL4Route],
+    vip: SocketAddrV4,
+    ssa: Ipv4Addr,
+    pools: &BTreeSet<&str>,
+) -> Result<Vec<L4Route>, ConfigError> {
+    let mut out: Vec<L4Route> = Vec::new();
+    for r in raw {
+        let listen = service_addr(src, &r.listen, "l4_route.listen")?;
+        let clash = if listen == vip {
+            Some("is the HTTP service address `vip`".to_string())
+        } else if *listen.ip() == ssa {
+            Some("is on the shared splice address `ssa`".to_string())
+        } else if listen.ip().is_unspecified() {
+            Some("must be a specific address (the VIP), not 0.0.0.0".to_string())
+        } else if out.iter().any(|o| o.listen == listen) {
+            Some("is the listen address of another [[l4_route]]".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = clash {
+            return Err(src.err(
+                r.listen.span(),
+                "l4_route.listen",
+                format!("{listen} {why}"),
+            ));
+        }
+        if !pools.contains(r.pool.get_ref().as_str()) {
+            return Err(src.err(
+                r.pool.span(),
+                "l4_route.pool",
+                format!("no [[pool]] named '{}'", r.pool.get_ref()),
+            ));
+        }
+        out.push(L4Route {
+            listen,
+            pool: r.pool.get_ref().clone(),
+        });
+    }
+    Ok(out)
 }
 
 fn validate_route(

@@ -1,4 +1,5 @@
-//! `ftsplice proxy`: wires the accept [`Pipeline`], the [`Control`] loop
+//! `ftsplice proxy`: wires the accept [`Pipeline`] (on the HTTP service
+//! address and on every L4 route's listen address), the [`Control`] loop
 //! (replication, teardown, data plane), heartbeats to the lb(s) (on their
 //! own thread, see [`crate::heartbeat`]), the
 //! metrics endpoint and the data plane's counters together. Everything runs
@@ -6,7 +7,7 @@
 //! namespace; it runs until the future is dropped (or a socket fails to
 //! bind, which is returned as an error naming the address).
 
-use super::pipeline::Pipeline;
+use super::pipeline::{Listener, Pipeline};
 use super::ports::PortAllocator;
 use crate::config::ProxyConfig;
 use crate::control::{self, Control, ControlConfig, Peer, SharedSink};
@@ -78,7 +79,7 @@ fn listener(addr: SocketAddrV4) -> Result<TcpListener> {
     s.set_nonblocking(true)?;
     s.set_cloexec(true)?;
     s.bind(&addr.into()).with_context(|| {
-        format!("binding the service address {addr} (is the VIP assigned to a local interface, e.g. `ip addr add VIP/32 dev lo`?)")
+        format!("binding the listen address {addr} (is the VIP assigned to a local interface, e.g. `ip addr add VIP/32 dev lo`?)")
     })?;
     s.listen(4096)?;
     Ok(TcpListener::from_std(s.into())?)
@@ -144,6 +145,11 @@ pub async fn run(cfg: ProxyConfig, sink: Box<dyn SpliceSink>, metrics: Registry)
     let ports = Arc::new(Mutex::new(PortAllocator::new(cfg.ssa_ports.clone())));
     start_metrics(cfg.metrics, &metrics).await?;
     let accept = listener(cfg.vip)?;
+    let l4 = cfg
+        .l4_routes
+        .iter()
+        .map(|r| listener(r.listen))
+        .collect::<Result<Vec<_>>>()?;
     let repl_sock = match &cfg.replication {
         Some(r) => Some(
             UdpSocket::bind(r.listen)
@@ -195,10 +201,34 @@ pub async fn run(cfg: ProxyConfig, sink: Box<dyn SpliceSink>, metrics: Registry)
         id = cfg.id,
         vip = %cfg.vip,
         ssa = %cfg.ssa,
+        l4 = ?cfg.l4_routes.iter().map(|r| r.listen.to_string()).collect::<Vec<_>>(),
         data_plane = control::lock(&sink).kind(),
         interfaces = ?cfg.interfaces,
         "proxy running"
     );
+    for (l, route) in l4.into_iter().zip(&cfg.l4_routes) {
+        tokio::spawn(accept_loop(
+            l,
+            Listener::L4(route.listen),
+            pipeline.clone(),
+            permits.clone(),
+            metrics.clone(),
+        ));
+    }
+    accept_loop(accept, Listener::Http, pipeline, permits, metrics).await;
+    Ok(())
+}
+
+/// Accepts on one listener forever, each connection in its own task
+/// (at most `permits` in flight; beyond that HTTP clients get a 503 and
+/// L4 clients are closed).
+async fn accept_loop(
+    accept: TcpListener,
+    kind: Listener,
+    pipeline: Arc<Pipeline>,
+    permits: Arc<tokio::sync::Semaphore>,
+    metrics: Registry,
+) {
     loop {
         let (sock, peer) = match accept.accept().await {
             Ok(x) => x,
@@ -216,14 +246,18 @@ pub async fn run(cfg: ProxyConfig, sink: Box<dyn SpliceSink>, metrics: Registry)
                     &[("result", "overloaded")],
                 )
                 .inc();
-            tracing::warn!(%peer, max_pending = cfg.max_pending, "too many splices in flight: 503");
+            tracing::warn!(%peer, "too many splices in flight: refused");
             tokio::spawn(async move {
                 let mut sock = sock;
-                let resp =
-                    super::routing::error_response(503, "too many connections being spliced");
                 let _ = tokio::time::timeout(Duration::from_secs(1), async {
                     use tokio::io::AsyncWriteExt;
-                    let _ = sock.write_all(&resp).await;
+                    if kind == Listener::Http {
+                        let resp = super::routing::error_response(
+                            503,
+                            "too many connections being spliced",
+                        );
+                        let _ = sock.write_all(&resp).await;
+                    }
                     let _ = sock.shutdown().await;
                 })
                 .await;
@@ -232,7 +266,7 @@ pub async fn run(cfg: ProxyConfig, sink: Box<dyn SpliceSink>, metrics: Registry)
         };
         let p = pipeline.clone();
         tokio::spawn(async move {
-            p.handle(sock, peer).await;
+            p.handle(sock, peer, kind).await;
             drop(permit);
         });
     }

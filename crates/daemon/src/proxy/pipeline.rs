@@ -18,6 +18,10 @@
 //! 6. close both sockets silently. The SSA port stays taken until the
 //!    splice is deleted (teardown).
 //!
+//! Connections accepted on an L4 route's listener skip step 1: the route
+//! picks the pool, and step 4 relays whatever either side sent first (the
+//! client's first bytes, or a server's greeting) before the freeze.
+//!
 //! If a step after the connect fails (no data plane, streams that do not
 //! settle, a refused install), the connection is not lost: the hold is
 //! lifted and the proxy relays it in user space, logged and counted.
@@ -101,6 +105,17 @@ impl Unspliced {
     }
 }
 
+/// Which listener accepted a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// The HTTP service address (`vip`): the request head picks the pool.
+    Http,
+    /// An `[[l4_route]]`'s listen address: its pool, nothing is read from
+    /// the client before the splice (the client may wait for the server
+    /// to speak first).
+    L4(SocketAddrV4),
+}
+
 /// What the accept loop shares with every connection.
 pub struct Pipeline {
     cfg: Arc<ProxyConfig>,
@@ -178,11 +193,17 @@ impl Pipeline {
     }
 
     /// Handles one accepted connection to its end (spliced, answered with
-    /// an error, or relayed).
-    pub async fn handle(self: Arc<Self>, client: tokio::net::TcpStream, peer: SocketAddr) {
+    /// an error, or relayed). Connections of an L4 listener get no HTTP
+    /// error answer: they are closed.
+    pub async fn handle(
+        self: Arc<Self>,
+        client: tokio::net::TcpStream,
+        peer: SocketAddr,
+        listener: Listener,
+    ) {
         let started = std::time::Instant::now();
         let mut client = Some(client);
-        let (pair, pending) = match self.open(&mut client).await {
+        let (pair, pending) = match self.open(&mut client, listener).await {
             Ok(x) => x,
             Err(e) => {
                 self.count(e.label());
@@ -190,9 +211,15 @@ impl Pipeline {
                     Unspliced::ClientClosed => tracing::debug!(%peer, "{e}"),
                     _ => tracing::warn!(%peer, reason = e.label(), "not spliced: {e}"),
                 }
-                if let (Some(resp), Some(c)) = (e.response(), client.as_mut()) {
+                let resp = match listener {
+                    Listener::Http => e.response(),
+                    Listener::L4(_) => None,
+                };
+                if let Some(c) = client.as_mut() {
                     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                        let _ = c.write_all(&resp).await;
+                        if let Some(resp) = resp {
+                            let _ = c.write_all(&resp).await;
+                        }
                         let _ = c.shutdown().await;
                     })
                     .await;
@@ -206,6 +233,7 @@ impl Pipeline {
                 self.count("spliced");
                 tracing::info!(
                     splice = s.id.0,
+                    l4 = matches!(listener, Listener::L4(_)),
                     client = %s.client,
                     backend = %s.backend,
                     ssa = %s.ssa,
@@ -235,15 +263,16 @@ impl Pipeline {
     }
 
     /// Steps 1-3: head, route, backend connection; the bytes read from the
-    /// client so far come back with the pair.
+    /// client so far come back with the pair. An L4 listener reads nothing:
+    /// its route alone picks the pool.
     async fn open(
         &self,
         slot: &mut Option<tokio::net::TcpStream>,
+        listener: Listener,
     ) -> Result<(Pair, Vec<u8>), Unspliced> {
         let client = slot
             .as_mut()
             .ok_or_else(|| Unspliced::Client("no socket".into()))?;
-        let (head, buf) = self.read_head(client).await?;
         let client_addr = client
             .peer_addr()
             .ok()
@@ -254,20 +283,37 @@ impl Pipeline {
             .ok()
             .and_then(v4)
             .ok_or_else(|| Unspliced::Client("not an IPv4 socket".into()))?;
-        let backend = self
-            .routing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pick(&head, *client_addr.ip())
-            .map_err(|e| {
-                Unspliced::NoRoute(match e {
-                    NoRoute::NoRule => format!(
-                        "no rule matches {} {} (host {:?}) and no default pool",
-                        head.method, head.path, head.host
-                    ),
-                    NoRoute::PoolEmpty(p) => format!("pool '{p}' has no usable backend"),
-                })
-            })?;
+        let (picked, buf) = match listener {
+            Listener::Http => {
+                let (head, buf) = self.read_head(client).await?;
+                let picked = self
+                    .routing
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pick(&head, *client_addr.ip())
+                    .map_err(|e| match e {
+                        NoRoute::NoRule => format!(
+                            "no rule matches {} {} (host {:?}) and no default pool",
+                            head.method, head.path, head.host
+                        ),
+                        NoRoute::PoolEmpty(p) => format!("pool '{p}' has no usable backend"),
+                    });
+                (picked, buf)
+            }
+            Listener::L4(listen) => {
+                let picked = self
+                    .routing
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pick_l4(listen, *client_addr.ip())
+                    .map_err(|e| match e {
+                        NoRoute::NoRule => format!("no [[l4_route]] listens on {listen}"),
+                        NoRoute::PoolEmpty(p) => format!("pool '{p}' has no usable backend"),
+                    });
+                (picked, Vec::new())
+            }
+        };
+        let backend = picked.map_err(Unspliced::NoRoute)?;
         let port = self
             .ports
             .lock()

@@ -1,5 +1,5 @@
-//! The proxy's L7 routing built from its config: `proto::route`'s rules and
-//! pools, and the HTTP error answers the accept pipeline gives when it
+//! The proxy's routing built from its config: `proto::route`'s L7 rules
+//! and pools, the L4 routes (listen address to pool, no request head), and the HTTP error answers the accept pipeline gives when it
 //! cannot splice a request (400/408/431 for bad heads, 502 when the backend
 //! cannot be reached, 503 when nothing can serve it).
 
@@ -15,6 +15,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 pub struct Routing {
     router: Router,
     pools: BTreeMap<String, Pool>,
+    /// L4 routes: listen address to pool name.
+    l4: BTreeMap<SocketAddrV4, String>,
 }
 
 /// Why no backend was chosen.
@@ -66,6 +68,11 @@ impl Routing {
                 default_pool: cfg.default_pool.clone(),
             },
             pools,
+            l4: cfg
+                .l4_routes
+                .iter()
+                .map(|r| (r.listen, r.pool.clone()))
+                .collect(),
         }
     }
 
@@ -73,12 +80,26 @@ impl Routing {
     /// address on one backend).
     pub fn pick(&mut self, head: &RequestHead, client: Ipv4Addr) -> Result<SocketAddrV4, NoRoute> {
         let name = self.router.route(head).ok_or(NoRoute::NoRule)?;
+        self.pick_from(name.to_string(), client)
+    }
+
+    /// The backend for a connection accepted on the L4 route `listen`.
+    pub fn pick_l4(
+        &mut self,
+        listen: SocketAddrV4,
+        client: Ipv4Addr,
+    ) -> Result<SocketAddrV4, NoRoute> {
+        let name = self.l4.get(&listen).ok_or(NoRoute::NoRule)?.clone();
+        self.pick_from(name, client)
+    }
+
+    fn pick_from(&mut self, name: String, client: Ipv4Addr) -> Result<SocketAddrV4, NoRoute> {
         let pool = self
             .pools
-            .get_mut(name)
-            .ok_or_else(|| NoRoute::PoolEmpty(name.to_string()))?;
+            .get_mut(&name)
+            .ok_or_else(|| NoRoute::PoolEmpty(name.clone()))?;
         pool.pick(mix64(u64::from(client.to_bits())))
-            .ok_or_else(|| NoRoute::PoolEmpty(name.to_string()))
+            .ok_or(NoRoute::PoolEmpty(name))
     }
 }
 
@@ -142,6 +163,9 @@ pool = "api"
 [[route]]
 method = "DELETE"
 pool = "web"
+[[l4_route]]
+listen = "198.18.0.10:5201"
+pool = "api"
 "#;
         ProxyConfig::from_source(&Source::new("t.toml", text)).unwrap()
     }
@@ -172,6 +196,23 @@ pool = "web"
         // No rule and no default pool.
         let other = head("GET / HTTP/1.1\r\nHost: b\r\n\r\n");
         assert_eq!(r.pick(&other, c), Err(NoRoute::NoRule));
+    }
+
+    #[test]
+    fn l4_routes_pick_by_listen_address_alone() {
+        let mut r = Routing::new(&cfg());
+        let c = Ipv4Addr::new(198, 18, 1, 1);
+        let l4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 10), 5201);
+        let first = r.pick_l4(l4, c).unwrap();
+        assert_eq!(first.port(), 8080, "the api pool");
+        // The pool's policy (hash) applies as for L7 routes.
+        assert_eq!(r.pick_l4(l4, c).unwrap(), first);
+        // Another client may land elsewhere, but always in the pool.
+        let other = r.pick_l4(l4, Ipv4Addr::new(198, 18, 1, 2)).unwrap();
+        assert_eq!(other.port(), 8080);
+        // A listen address without an L4 route.
+        let http = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 10), 80);
+        assert_eq!(r.pick_l4(http, c), Err(NoRoute::NoRule));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (schemas: `ftsplice_daemon::config`). The replication key goes into a
 //! file of its own (`psk_file`), never into a config.
 
-use super::plan::{Plan, HEARTBEAT_PORT, METRICS_PORT, REPLICATION_PORT};
+use super::plan::{Plan, HEARTBEAT_PORT, HTTP_PORT, METRICS_PORT, REPLICATION_PORT};
 use std::fmt::Write;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -27,6 +27,9 @@ pub struct Service {
     pub vip_port: u16,
     /// The port every backend serves on.
     pub backend_port: u16,
+    /// Spliced as an L4 route (`[[l4_route]]` on VIP:vip_port, no request
+    /// head read); otherwise HTTP on `vip`.
+    pub l4: bool,
 }
 
 /// Options shared by the generated configs.
@@ -109,17 +112,17 @@ pub fn proxy(plan: &Plan, i: usize, svc: &Service, o: &ConfigOptions) -> String 
     let (lo, hi) = plan.ssa_ports(i);
     let mut s = String::new();
     let _ = writeln!(s, "id = {}", i + 1);
-    let _ = writeln!(
-        s,
-        "vip = {}",
-        q(SocketAddrV4::new(plan.vip(), svc.vip_port))
-    );
+    // An L4 service keeps HTTP on port 80 of the VIP (no route: 503).
+    let http_port = if svc.l4 { HTTP_PORT } else { svc.vip_port };
+    let _ = writeln!(s, "vip = {}", q(SocketAddrV4::new(plan.vip(), http_port)));
     let _ = writeln!(s, "ssa = {}", q(plan.ssa()));
     let _ = writeln!(s, "ssa_ports = \"{lo}-{hi}\"");
     let _ = writeln!(s, "ssa_bind = \"local\"");
     let _ = writeln!(s, "interface = {}", q(DEV));
     let _ = writeln!(s, "metrics = {}", q(SocketAddrV4::new(me, METRICS_PORT)));
-    let _ = writeln!(s, "default_pool = \"backends\"");
+    if !svc.l4 {
+        let _ = writeln!(s, "default_pool = \"backends\"");
+    }
     let _ = writeln!(s, "\n[head]\ntimeout_ms = {}", o.head_timeout_ms);
     let _ = writeln!(s, "\n[heartbeat]");
     let lbs: Vec<String> = heartbeat_targets(plan)
@@ -154,6 +157,13 @@ pub fn proxy(plan: &Plan, i: usize, svc: &Service, o: &ConfigOptions) -> String 
         .collect();
     let _ = writeln!(s, "\n[[pool]]\nname = \"backends\"");
     let _ = writeln!(s, "backends = [{}]", backends.join(", "));
+    if svc.l4 {
+        let _ = writeln!(
+            s,
+            "\n[[l4_route]]\nlisten = {}\npool = \"backends\"",
+            q(SocketAddrV4::new(plan.vip(), svc.vip_port))
+        );
+    }
     let _ = writeln!(s, "\n[log]\nformat = \"json\"");
     s
 }
@@ -212,6 +222,7 @@ mod tests {
         Service {
             vip_port: 80,
             backend_port: 80,
+            l4: false,
         }
     }
 
@@ -261,6 +272,21 @@ mod tests {
         let text = proxy(&plan, 0, &http(), &opts(&dir, false));
         let c = ProxyConfig::from_source(&Source::new("proxy.toml", text)).unwrap();
         assert_eq!(c.replication.unwrap().peers.len(), 2);
+        assert!(c.l4_routes.is_empty());
+        // iperf3: an L4 route on VIP:5201, HTTP left on VIP:80.
+        let iperf = Service {
+            vip_port: 5201,
+            backend_port: 5201,
+            l4: true,
+        };
+        let text = proxy(&plan, 0, &iperf, &o);
+        let c = ProxyConfig::from_source(&Source::new("proxy.toml", text.clone()))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(c.vip.port(), 80);
+        assert_eq!(c.default_pool, None);
+        assert_eq!(c.l4_routes.len(), 1);
+        assert_eq!(c.l4_routes[0].listen, SocketAddrV4::new(plan.vip(), 5201));
+        assert_eq!(c.pools[0].backends[0].port(), 5201);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

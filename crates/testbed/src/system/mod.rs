@@ -61,8 +61,9 @@ impl Drop for BigFile {
 pub enum ServiceKind {
     /// VIP:80 -> nginx on backend:80.
     Http,
-    /// VIP:80 -> backend:5201, where iperf3 runs when a scenario starts it
-    /// (the proxies' default pool; nginx still runs on :80).
+    /// VIP:5201 -> backend:5201 as an L4 route (no request head read),
+    /// where iperf3 runs when a scenario starts it (nginx still runs on
+    /// backend:80; HTTP to VIP:80 gets 503).
     Iperf,
 }
 
@@ -294,10 +295,12 @@ impl System {
             ServiceKind::Http => Service {
                 vip_port: HTTP_PORT,
                 backend_port: HTTP_PORT,
+                l4: false,
             },
             ServiceKind::Iperf => Service {
-                vip_port: HTTP_PORT,
+                vip_port: IPERF_PORT,
                 backend_port: IPERF_PORT,
+                l4: true,
             },
         }
     }
@@ -315,11 +318,7 @@ impl System {
             misses: self.spec.misses,
             psk_file: psk.display().to_string(),
             split: self.spec.split,
-            // iperf3 sends no request head: refuse it quickly (408).
-            head_timeout_ms: match self.spec.service {
-                ServiceKind::Http => 5000,
-                ServiceKind::Iperf => 1000,
-            },
+            head_timeout_ms: 5000,
         };
         let svc = self.service();
         let bin = self.spec.bin.clone();
