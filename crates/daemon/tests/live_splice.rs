@@ -10,64 +10,22 @@
 mod common;
 
 use common::*;
-use ftsplice_linux::{skip_unless_root, Topology};
+use ftsplice_linux::skip_unless_root;
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::net::{SocketAddrV4, TcpStream};
 use std::time::Duration;
 
-const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 60, 1);
-const P_IN: Ipv4Addr = Ipv4Addr::new(198, 18, 60, 2);
-const P_OUT: Ipv4Addr = Ipv4Addr::new(198, 18, 61, 1);
-const BACKEND: Ipv4Addr = Ipv4Addr::new(198, 18, 61, 2);
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 62, 10);
-const SSA: Ipv4Addr = Ipv4Addr::new(198, 18, 62, 20);
-
 const SIZE: usize = 8 << 20;
-
-fn proxy_toml() -> String {
-    format!(
-        r#"
-id = 1
-vip = "{VIP}:80"
-ssa = "{SSA}"
-ssa_ports = "40000-40099"
-mss_clamp = 1400
-interface = ["e0", "e1"]
-default_pool = "web"
-[teardown]
-linger_ms = 200
-idle_ms = 10000
-tick_ms = 50
-[[pool]]
-name = "web"
-backends = ["{BACKEND}:8080"]
-"#
-    )
-}
 
 #[test]
 fn put_and_get_cross_the_splice_byte_exact() {
     if skip_unless_root("put_and_get_cross_the_splice_byte_exact") {
         return;
     }
-    let mut t = Topology::new();
-    let (c, p, b) = (
-        t.add_node("lc").unwrap(),
-        t.add_node("lp").unwrap(),
-        t.add_node("lb").unwrap(),
-    );
-    t.link(c, CLIENT, p, P_IN, 24).unwrap();
-    t.link(p, P_OUT, b, BACKEND, 24).unwrap();
-    t.route(c, VIP, 32, P_IN).unwrap();
-    t.route(b, SSA, 32, P_OUT).unwrap();
-    for a in [VIP, SSA] {
-        t.node(p)
-            .ip(&["addr", "add", &format!("{a}/32"), "dev", "lo"])
-            .unwrap();
-    }
-    t.forward(p).unwrap();
+    let line = Line::new("l", LineOptions::default());
+    let (t, c, p, b) = (&line.t, line.c, line.p, line.b);
     let _backend = Backend::start(t.node(b), SocketAddrV4::new(BACKEND, 8080));
-    let proxy = ProxyGuard::start(t.node(p), &proxy_toml());
+    let proxy = ProxyGuard::start(t.node(p), &ProxyToml::default().render());
 
     // PUT: head and the first 256 kB, then (once spliced) the rest.
     let data = body(SIZE);

@@ -10,30 +10,18 @@ mod common;
 use common::*;
 use ftsplice_linux::{skip_unless_root, Topology};
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::net::{SocketAddrV4, TcpStream};
 use std::time::{Duration, Instant};
 
-const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 60, 1);
-const P_IN: Ipv4Addr = Ipv4Addr::new(198, 18, 60, 2);
-const P_OUT: Ipv4Addr = Ipv4Addr::new(198, 18, 61, 1);
-const BACKEND: Ipv4Addr = Ipv4Addr::new(198, 18, 61, 2);
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 62, 10);
-const SSA: Ipv4Addr = Ipv4Addr::new(198, 18, 62, 20);
-
 fn proxy_toml() -> String {
-    format!(
-        r#"
-id = 3
-vip = "{VIP}:80"
-ssa = "{SSA}"
-ssa_ports = "41000-41009"
-interface = ["e0", "e1"]
-[head]
+    ProxyToml {
+        id: 3,
+        ssa_ports: "41000-41009",
+        top: String::new(),
+        tables: format!(
+            r#"[head]
 max_bytes = 512
 timeout_ms = 300
-[[pool]]
-name = "web"
-backends = ["{BACKEND}:8080"]
 [[pool]]
 name = "dead"
 backends = ["{BACKEND}:9"]
@@ -44,7 +32,10 @@ pool = "web"
 host = "down.test"
 pool = "dead"
 "#
-    )
+        ),
+        ..ProxyToml::default()
+    }
+    .render()
 }
 
 /// Sends `req` (and keeps the connection open) and returns the status line
@@ -69,45 +60,31 @@ fn unspliceable_requests_get_http_errors() {
     if skip_unless_root("unspliceable_requests_get_http_errors") {
         return;
     }
-    let mut t = Topology::new();
-    let (c, p, b) = (
-        t.add_node("ec").unwrap(),
-        t.add_node("ep").unwrap(),
-        t.add_node("eb").unwrap(),
-    );
-    t.link(c, CLIENT, p, P_IN, 24).unwrap();
-    t.link(p, P_OUT, b, BACKEND, 24).unwrap();
-    t.route(c, VIP, 32, P_IN).unwrap();
-    t.route(b, SSA, 32, P_OUT).unwrap();
-    for a in [VIP, SSA] {
-        t.node(p)
-            .ip(&["addr", "add", &format!("{a}/32"), "dev", "lo"])
-            .unwrap();
-    }
-    t.forward(p).unwrap();
+    let line = Line::new("e", LineOptions::default());
+    let (t, c, p, b) = (&line.t, line.c, line.p, line.b);
     let _backend = Backend::start(t.node(b), SocketAddrV4::new(BACKEND, 8080));
     let proxy = ProxyGuard::start(t.node(p), &proxy_toml());
 
-    let (s, _) = ask(&t, c, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+    let (s, _) = ask(t, c, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
     assert!(s.starts_with("HTTP/1.1 400 "), "{s}");
-    let (s, _) = ask(&t, c, b"NOT A REQUEST\r\n\r\n");
+    let (s, _) = ask(t, c, b"NOT A REQUEST\r\n\r\n");
     assert!(s.starts_with("HTTP/1.1 400 "), "{s}");
     let big = format!(
         "GET / HTTP/1.1\r\nHost: ok.test\r\nX: {}\r\n\r\n",
         "y".repeat(600)
     );
-    let (s, _) = ask(&t, c, big.as_bytes());
+    let (s, _) = ask(t, c, big.as_bytes());
     assert!(s.starts_with("HTTP/1.1 431 "), "{s}");
-    let (s, took) = ask(&t, c, b"GET / HTTP/1.1\r\nHost: ok.te");
+    let (s, took) = ask(t, c, b"GET / HTTP/1.1\r\nHost: ok.te");
     assert!(s.starts_with("HTTP/1.1 408 "), "{s}");
     assert!(took >= Duration::from_millis(250), "408 after {took:?}");
-    let (s, _) = ask(&t, c, b"GET / HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n");
+    let (s, _) = ask(t, c, b"GET / HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n");
     assert!(s.starts_with("HTTP/1.1 503 "), "{s}");
-    let (s, _) = ask(&t, c, b"GET / HTTP/1.1\r\nHost: down.test\r\n\r\n");
+    let (s, _) = ask(t, c, b"GET / HTTP/1.1\r\nHost: down.test\r\n\r\n");
     assert!(s.starts_with("HTTP/1.1 502 "), "{s}");
     // The failed connect gave its port back.
     assert_eq!(proxy.metric("ftsplice_ssa_ports_in_use"), 0);
-    let (s, _) = ask(&t, c, b"GET /blob/100 HTTP/1.1\r\nHost: ok.test\r\n\r\n");
+    let (s, _) = ask(t, c, b"GET /blob/100 HTTP/1.1\r\nHost: ok.test\r\n\r\n");
     assert!(s.starts_with("HTTP/1.1 200 "), "{s}");
 
     let m = |r: &str| {

@@ -14,30 +14,16 @@ mod common;
 use common::*;
 use ftsplice_linux::{skip_unless_root, Topology};
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::net::{SocketAddrV4, TcpStream};
 use std::time::Duration;
-
-const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 60, 1);
-const P_IN: Ipv4Addr = Ipv4Addr::new(198, 18, 60, 2);
-const P_OUT: Ipv4Addr = Ipv4Addr::new(198, 18, 61, 1);
-const BACKEND: Ipv4Addr = Ipv4Addr::new(198, 18, 61, 2);
-const C_DIRECT: Ipv4Addr = Ipv4Addr::new(198, 18, 66, 1);
-const B_DIRECT: Ipv4Addr = Ipv4Addr::new(198, 18, 66, 2);
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 62, 10);
-const SSA: Ipv4Addr = Ipv4Addr::new(198, 18, 62, 20);
 
 const SIZE: usize = 8 << 20;
 
 fn proxy_toml() -> String {
-    format!(
-        r#"
-id = 1
-vip = "{VIP}:80"
-ssa = "{SSA}"
-ssa_ports = "40000-40099"
-interface = ["e0", "e1"]
-default_pool = "web"
-[replication]
+    ProxyToml {
+        top: "default_pool = \"web\"\n".into(),
+        tables: format!(
+            r#"[replication]
 listen = "{P_OUT}:7100"
 psk = "{PSK}"
 ack_timeout_ms = 100
@@ -45,14 +31,11 @@ ack_timeout_ms = 100
 id = 100
 addr = "{BACKEND}:7100"
 agent = true
-[teardown]
-linger_ms = 200
-tick_ms = 50
-[[pool]]
-name = "web"
-backends = ["{BACKEND}:8080"]
-"#
-    )
+{FAST_TEARDOWN}"#
+        ),
+        ..ProxyToml::default()
+    }
+    .render()
 }
 
 fn agent_toml() -> String {
@@ -90,27 +73,14 @@ fn backend_answers_go_straight_to_the_client() {
     if skip_unless_root("backend_answers_go_straight_to_the_client") {
         return;
     }
-    let mut t = Topology::new();
-    let (c, p, b) = (
-        t.add_node("sc").unwrap(),
-        t.add_node("sp").unwrap(),
-        t.add_node("sb").unwrap(),
+    let line = Line::new(
+        "s",
+        LineOptions {
+            direct: true,
+            ..LineOptions::default()
+        },
     );
-    t.link(c, CLIENT, p, P_IN, 24).unwrap(); // c e0, p e0
-    t.link(p, P_OUT, b, BACKEND, 24).unwrap(); // p e1, b e0
-    t.link(c, C_DIRECT, b, B_DIRECT, 24).unwrap(); // c e1, b e1
-    t.route(c, VIP, 32, P_IN).unwrap();
-    t.route(b, SSA, 32, P_OUT).unwrap();
-    // The backend reaches the client's address directly.
-    t.route(b, Ipv4Addr::new(198, 18, 60, 0), 24, C_DIRECT)
-        .unwrap();
-    for a in [VIP, SSA] {
-        t.node(p)
-            .ip(&["addr", "add", &format!("{a}/32"), "dev", "lo"])
-            .unwrap();
-    }
-    t.forward(p).unwrap();
-    t.forward(b).unwrap();
+    let (t, c, p, b) = (&line.t, line.c, line.p, line.b);
     let _backend = Backend::start(t.node(b), SocketAddrV4::new(BACKEND, 8080));
     let proxy = ProxyGuard::start(t.node(p), &proxy_toml());
     let agent = ProxyGuard::start_agent(t.node(b), &agent_toml());
@@ -135,8 +105,8 @@ fn backend_answers_go_straight_to_the_client() {
     // The response reached the client over the backend's direct link,
     // translated by the agent; from the proxy came little more than the
     // handshake.
-    let direct = rx_packets(&t, c, "e1");
-    let via_proxy = rx_packets(&t, c, "e0");
+    let direct = rx_packets(t, c, "e1");
+    let via_proxy = rx_packets(t, c, "e0");
     let segments = (SIZE / 1448) as u64;
     assert!(
         direct >= segments * 9 / 10,
