@@ -1,6 +1,6 @@
 //! The ftsplice daemons as thin tokio drivers around the sans-IO `proto`
 //! crate and the kernel glue of `linux`: configs ([`config`]), metrics
-//! ([`metrics`]), logs ([`logging`]), the XDP load balancer ([`lb`]), the
+//! ([`metrics`], and a strict reader of what they render: [`exposition`]), logs ([`logging`]), the XDP load balancer ([`lb`]), the
 //! proxy daemon with its splice creation on kernel sockets ([`proxy`]), the
 //! split-splice agent ([`agent`]), replication and teardown around the data
 //! plane ([`control`]), and the data-plane seam ([`sink`], [`bpf_sink`]).
@@ -13,6 +13,7 @@ pub mod bpf_sink;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod exposition;
 pub mod frozen;
 pub mod heartbeat;
 pub mod lb;

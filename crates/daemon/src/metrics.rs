@@ -139,7 +139,10 @@ impl Registry {
         let fams = self.families.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
         for (name, fam) in fams.iter() {
-            let _ = writeln!(out, "# HELP {name} {}", fam.help.replace('\n', " "));
+            // HELP escapes: `\\` and `\n` (a bare backslash is refused by
+            // Prometheus' parser).
+            let help = fam.help.replace('\\', "\\\\").replace('\n', "\\n");
+            let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} {}", fam.kind);
             for (labels, v) in &fam.series {
                 let _ = match v {
@@ -158,8 +161,14 @@ const MAX_REQUEST: usize = 4096;
 /// Serves `GET /metrics` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, registry: Registry) {
     loop {
-        let Ok((sock, peer)) = listener.accept().await else {
-            continue;
+        let (sock, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of fds and the like: do not spin.
+                tracing::warn!(error = %e, "metrics accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let reg = registry.clone();
         tokio::spawn(async move {
