@@ -33,7 +33,10 @@ pub fn control_config(cfg: &AgentConfig) -> ControlConfig {
             })
             .collect(),
         psk: Some(cfg.replication.psk),
-        teardown: TeardownConfig::default(),
+        teardown: TeardownConfig {
+            idle: cfg.idle,
+            ..TeardownConfig::default()
+        },
         seen_poll: Duration::from_millis(100),
         peer_heartbeat: crate::proxy::daemon::PEER_HEARTBEAT,
         epoch: crate::proxy::daemon::epoch(),

@@ -20,7 +20,12 @@
 //! means the backend's packets take the path through a proxy) and answers
 //! their snapshot requests, but they never count as the ack a creation
 //! waits for and never own a splice's teardown. In agent mode, [`Control`]
-//! installs only the splices of its backend.
+//! installs only the splices of its backend, and drops an entry on its own
+//! once its data plane saw no packet of it for the teardown's `idle` time:
+//! a proxy's delete that never arrived (lost datagram, partition) then
+//! cannot leak the entry. Dropping a splice that is still in use is safe:
+//! the backend's packets then take the path through a proxy, which still
+//! holds it.
 
 use crate::metrics::{Counter, Gauge, Registry};
 use crate::proxy::ports::PortAllocator;
@@ -189,6 +194,9 @@ pub struct Control {
     next_seen_poll: Instant,
     out: VecDeque<(SocketAddr, Vec<u8>)>,
     created: VecDeque<(SpliceId, Option<ProxyId>)>,
+    /// Agent mode: when each table entry was installed or last carried a
+    /// packet (idle aging).
+    agent_active: HashMap<SpliceId, Instant>,
     metrics: Metrics,
 }
 
@@ -221,6 +229,7 @@ impl Control {
             next_seen_poll: now + cfg.seen_poll,
             out: VecDeque::new(),
             created: VecDeque::new(),
+            agent_active: HashMap::new(),
             metrics: Metrics::new(registry),
             cfg,
         }
@@ -403,6 +412,9 @@ impl Control {
         if now >= self.next_seen_poll {
             self.next_seen_poll = now + self.cfg.seen_poll;
             self.poll_seen(now);
+            if self.is_agent() {
+                self.age_agent_entries(now);
+            }
         }
         if !self.is_agent() {
             self.teardown.handle_timeout(now);
@@ -431,6 +443,7 @@ impl Control {
             entry.1 = new;
             let c2s = Direction::ClientToServer;
             if self.is_agent() {
+                self.agent_active.insert(id, now);
                 self.report_to_proxies(id, old, new);
                 continue;
             }
@@ -476,6 +489,35 @@ impl Control {
         for m in &msgs {
             for &p in &up {
                 self.send(p, m);
+            }
+        }
+    }
+
+    /// Agent mode: drops the entries idle for the teardown's `idle` time
+    /// from the table and the data plane, locally (nothing is replicated:
+    /// the proxies own the splice's life).
+    fn age_agent_entries(&mut self, now: Instant) {
+        let idle = self.cfg.teardown.idle;
+        let old: Vec<SpliceId> = self
+            .agent_active
+            .iter()
+            .filter(|(_, &t)| now.saturating_since(t) >= idle)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in old {
+            self.agent_active.remove(&id);
+            let Some(s) = self.replicator.table_mut().remove_any(id) else {
+                continue;
+            };
+            if self.tracked.contains_key(&id) {
+                tracing::info!(
+                    splice = id.0,
+                    client = %s.client,
+                    idle_ms = idle.as_millis() as u64,
+                    "splice idle: dropped by the agent (its delete may have been lost)"
+                );
+                self.metrics.deleted("idle");
+                self.uninstall(&s);
             }
         }
     }
@@ -550,6 +592,10 @@ impl Control {
                 let Some(s) = self.replicator.table().get(id).cloned() else {
                     return;
                 };
+                if self.is_agent() {
+                    // Every entry ages, installed or not (other backends').
+                    self.agent_active.insert(id, now);
+                }
                 if self.cfg.agent_backend.is_some_and(|b| b != s.backend) {
                     return;
                 }
@@ -569,6 +615,7 @@ impl Control {
                 self.tracked.insert(id, (s, seen));
             }
             ReplicatorEvent::Removed { id } => {
+                self.agent_active.remove(&id);
                 if let Some((s, _)) = self.tracked.get(&id).cloned() {
                     tracing::info!(splice = id.0, client = %s.client, "splice deleted by a peer");
                     self.uninstall(&s);
@@ -809,6 +856,11 @@ mod tests {
     /// Runs every node's timers at `now` and delivers datagrams until the
     /// network is quiet.
     fn step(now: Instant, nodes: &mut [&mut Node]) {
+        step_lossy(now, nodes, &|_: &[u8]| false)
+    }
+
+    /// [`step`], losing the datagrams `lost` picks.
+    fn step_lossy(now: Instant, nodes: &mut [&mut Node], lost: &dyn Fn(&[u8]) -> bool) {
         for n in nodes.iter_mut() {
             n.ctl.handle_timeout(now);
         }
@@ -822,6 +874,9 @@ mod tests {
                 }
             }
             for (to, bytes) in inflight {
+                if lost(&bytes) {
+                    continue;
+                }
                 if let Some(n) = nodes.iter_mut().find(|n| n.addr == to) {
                     moved = true;
                     n.ctl.handle_datagram(now, &bytes);
@@ -1069,5 +1124,77 @@ mod tests {
         run(125, 400, &mut [&mut a, &mut agent]);
         assert_eq!(a.sink.ids(), [other.id], "proxy deleted after the linger");
         assert!(agent.sink.ids().is_empty());
+    }
+
+    /// A proxy's delete of a split splice is lost on its way to the agent:
+    /// the agent drops the entry once idle, and keeps active ones.
+    #[test]
+    fn an_agent_ages_out_an_entry_whose_delete_was_lost() {
+        let backend = SocketAddrV4::new(Ipv4Addr::new(198, 18, 3, 2), 80);
+        let mut a = node(1, &[(100, true)], KEY, None);
+        let mut agent = node(100, &[(1, false)], KEY, Some(backend));
+        let now = run(0, 30, &mut [&mut a, &mut agent]);
+        let gone = splice(1, 1, 40100, 2);
+        let busy = splice(1, 2, 40101, 2);
+        a.ctl.create(now, gone.clone()).unwrap();
+        a.ctl.create(now, busy.clone()).unwrap();
+        step(now, &mut [&mut a, &mut agent]);
+        assert_eq!(agent.sink.ids(), [gone.id, busy.id]);
+        // The client resets `gone`: A deletes it, the delete is lost.
+        a.sink.set_seen(
+            gone.id,
+            Seen {
+                packets: 1,
+                rst: true,
+                ..Seen::default()
+            },
+        );
+        let codec = std::cell::RefCell::new(Codec::new(Some(KEY)));
+        let deletes = std::cell::Cell::new(0);
+        let lost = |b: &[u8]| {
+            let del = matches!(
+                codec.borrow_mut().decode(b).map(|e| e.msg),
+                Ok(Message::Delete { .. })
+            );
+            deletes.set(deletes.get() + u32::from(del));
+            del
+        };
+        let mut t = 35;
+        while t <= 100 {
+            step_lossy(Instant::from_millis(t), &mut [&mut a, &mut agent], &lost);
+            t += 5;
+        }
+        assert_eq!(deletes.get(), 1, "the one delete sent to the agent");
+        assert_eq!(a.sink.ids(), [busy.id]);
+        assert_eq!(agent.sink.ids(), [gone.id, busy.id], "the entry leaked");
+        // `busy` carries backend packets (seen by the agent) all along;
+        // `gone` carries none. Idle is 5 s in these nodes.
+        let mut t = 105;
+        let mut packets = 0;
+        while t <= 5_300 {
+            packets += 1;
+            agent.sink.set_seen(
+                busy.id,
+                Seen {
+                    packets,
+                    ..Seen::default()
+                },
+            );
+            let now = run(t, t + 95, &mut [&mut a, &mut agent]);
+            if now < Instant::from_millis(4_900) {
+                assert!(agent.sink.ids().contains(&gone.id), "aged too early");
+            }
+            t += 100;
+        }
+        assert_eq!(agent.sink.ids(), [busy.id], "the idle entry aged out");
+        assert!(agent.ctl.table().get(gone.id).is_none());
+        assert!(agent.ctl.table().get(busy.id).is_some());
+        assert_eq!(
+            metric(
+                &agent.metrics,
+                "ftsplice_splices_deleted_total{reason=\"idle\"}"
+            ),
+            1
+        );
     }
 }

@@ -12,6 +12,9 @@
 //! [replication]
 //! listen = "198.18.3.2:7100"
 //! psk = "<64 hex digits>"
+//!
+//! [teardown]
+//! idle_ms = 300000               # entry dropped after this long unused
 //! ```
 
 use super::common::*;
@@ -19,6 +22,7 @@ use super::proxy::{validate_replication, RawReplication, ReplicationConfig};
 use serde::Deserialize;
 use std::net::SocketAddrV4;
 use std::path::Path;
+use std::time::Duration;
 use toml::Spanned;
 
 /// A validated `agent.toml`.
@@ -32,6 +36,9 @@ pub struct AgentConfig {
     pub interfaces: Vec<String>,
     pub metrics: Option<SocketAddrV4>,
     pub replication: ReplicationConfig,
+    /// An entry its data plane saw no packet of for this long is dropped
+    /// (a proxy's delete may have been lost).
+    pub idle: Duration,
     pub log: LogConfig,
 }
 
@@ -45,7 +52,15 @@ struct Raw {
     metrics: Option<Spanned<String>>,
     replication: RawReplication,
     #[serde(default)]
+    teardown: RawTeardown,
+    #[serde(default)]
     log: RawLog,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTeardown {
+    idle_ms: Option<Spanned<u64>>,
 }
 
 impl AgentConfig {
@@ -70,6 +85,10 @@ impl AgentConfig {
                 .map(|v| sock_addr(src, v, "metrics"))
                 .transpose()?,
             replication: validate_replication(src, &raw.replication, id)?,
+            idle: Duration::from_millis(match &raw.teardown.idle_ms {
+                None => 300_000,
+                Some(v) => within(src, v, "teardown.idle_ms", 100, 86_400_000)?,
+            }),
             log: raw.log.validate(src)?,
         })
     }
