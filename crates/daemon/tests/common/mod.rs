@@ -128,9 +128,13 @@ impl ProxyGuard {
         }
     }
 
-    /// A metric's value from the text exposition (0 if absent).
+    /// A metric's value from the text exposition (0 if absent). Every
+    /// read also checks the whole exposition with the strict reader.
     pub fn metric(&self, series: &str) -> i64 {
         let text = self.metrics.render();
+        if let Err(e) = ftsplice_daemon::exposition::parse(&text) {
+            panic!("invalid exposition: {e}\n{text}");
+        }
         text.lines()
             .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
             .and_then(|v| v.trim().parse().ok())
