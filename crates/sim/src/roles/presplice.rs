@@ -24,7 +24,7 @@ use ftsplice_proto::splice::table::SpliceTable;
 use ftsplice_proto::splice::{Splice, SpliceId, TsDeltas, WindowScales};
 use ftsplice_proto::Instant;
 use ftsplice_tcp::listener::ListenOutcome;
-use ftsplice_tcp::{Connection, Event, Flags, Listener, RepairState, Segment, State};
+use ftsplice_tcp::{Connection, Event, Flags, Listener, RepairState, Segment, SeqNum, State};
 use std::collections::HashMap;
 
 /// Packets held per connection while its splice is being built.
@@ -42,6 +42,24 @@ pub struct PreSplice {
     spliced: Option<SpliceId>,
     port: Option<u16>,
     dead: bool,
+}
+
+impl PreSplice {
+    /// Gives A, until it is frozen, the held client segments that are no
+    /// longer beyond its RCV.NXT (removing them from the hold).
+    fn feed_in_order(&mut self, now: Instant) {
+        while !self.frozen {
+            let rcv_nxt = self.a.repair_state().rcv_nxt;
+            let next = self.held.iter().position(|b| {
+                tcpip::parse(b).is_ok_and(|p| p.src == self.a.remote() && !beyond(&p.seg, rcv_nxt))
+            });
+            let Some(k) = next else { break };
+            let bytes = self.held.remove(k);
+            if let Ok(p) = tcpip::parse(&bytes) {
+                self.a.handle_segment(now, &p.seg);
+            }
+        }
+    }
 }
 
 /// A splice ready to install and the packets to replay through it.
@@ -69,6 +87,11 @@ fn transmit(ctx: &mut Ctx<'_>, c: &mut Connection) {
             ctx.send_ip(bytes);
         }
     }
+}
+
+/// A segment with data or a FIN starting beyond `rcv_nxt`.
+fn beyond(seg: &Segment<&[u8]>, rcv_nxt: SeqNum) -> bool {
+    (!seg.payload.is_empty() || seg.flags.fin()) && seg.seq.diff(rcv_nxt) > 0
 }
 
 fn ends(ev: Event) -> bool {
@@ -216,17 +239,17 @@ impl PreTable {
                         }
                         return None;
                     }
-                    // A data segment beyond what the socket holds in order
-                    // is held for the splice, not queued out of order: the
-                    // socket would SACK it, and bytes SACKed here but never
-                    // handed to the backend are never resent by the client.
-                    // (A per-packet lb reorders pre-splice packets: some
-                    // reach the owner directly, some via a redirect.)
-                    let rcv_nxt = s.a.repair_state().rcv_nxt;
-                    if !p.seg.payload.is_empty()
-                        && s.a.state().is_synchronized()
-                        && p.seg.seq.diff(rcv_nxt) > 0
-                    {
+                    // Data (or a FIN) beyond what the socket holds in order
+                    // is held for the splice, never queued out of order:
+                    // the socket would SACK it, and bytes SACKed here but
+                    // never handed to the backend are lost (the client
+                    // does not resend what was SACKed unless it detects
+                    // reneging). This holds in SYN-RECEIVED too: a
+                    // per-packet lb reorders pre-splice packets (some reach
+                    // the owner directly, some via a redirect), so the
+                    // first segment completing the handshake may carry
+                    // data from beyond a hole.
+                    if beyond(&p.seg, s.a.repair_state().rcv_nxt) {
                         if s.held.len() < MAX_HELD {
                             s.held.push(bytes.clone());
                         } else {
@@ -235,6 +258,10 @@ impl PreTable {
                         return None;
                     }
                     s.a.handle_segment(now, &p.seg);
+                    // Held segments the hole-filling one made in order go
+                    // to the socket, so a head spread over reordered
+                    // segments completes without a retransmission.
+                    s.feed_in_order(now);
                     i
                 }
                 None => {
