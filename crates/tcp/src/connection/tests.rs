@@ -6,7 +6,7 @@ use core::time::Duration;
 use ftsplice_proto::Instant;
 
 use super::*;
-use crate::options::Timestamp;
+use crate::options::{SackBlocks, Timestamp};
 
 fn a(port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), port)
@@ -370,4 +370,42 @@ fn zero_window_is_probed_and_reopens() {
     c.handle_segment(probe_at, &update);
     let more = c.poll_transmit(probe_at).expect("data flows again");
     assert!(!more.payload.is_empty());
+}
+
+/// The receiver SACKs `d3`, then drops it (reneging, RFC 2018 §8): the ACK
+/// reaches `d3` and everything above SND.UNA is marked SACKed. The
+/// retransmission timeout must forget the SACKs and resend from SND.UNA.
+#[test]
+fn rto_forgets_the_sacks_of_a_reneging_receiver() {
+    let (mut c, mut s, t) = pair();
+    assert_eq!(c.send(&[3u8; 3000]), 3000);
+    let d1 = c.poll_transmit(t).unwrap();
+    let d2 = c.poll_transmit(t).unwrap();
+    let d3 = c.poll_transmit(t).unwrap();
+    s.handle_segment(t, &d1);
+    s.handle_segment(t, &d3);
+    let sacking = s.poll_transmit(t).unwrap();
+    assert_eq!(sacking.ack, d2.seq);
+    assert_eq!(sacking.options.sack.as_slice()[0].start, d3.seq);
+    let t2 = t + Duration::from_millis(10);
+    c.handle_segment(t2, &sacking);
+    // d2 arrives, d3 is gone: the receiver acks up to d3 with no SACK.
+    let mut reneged = sacking.clone();
+    reneged.ack = d3.seq;
+    reneged.options.sack = SackBlocks::new();
+    let t3 = t2 + Duration::from_millis(10);
+    c.handle_segment(t3, &reneged);
+    while c.poll_transmit(t3).is_some() {}
+    let mut resent = None;
+    for _ in 0..3 {
+        let Some(now) = c.poll_timeout() else { break };
+        c.handle_timeout(now);
+        if let Some(seg) = c.poll_transmit(now).filter(|s| !s.payload.is_empty()) {
+            resent = Some(seg);
+            break;
+        }
+    }
+    let rtx = resent.expect("the reneged segment is retransmitted");
+    assert_eq!((rtx.seq, rtx.payload.len()), (d3.seq, 104));
+    assert!(c.stats().rto_count >= 1);
 }

@@ -97,6 +97,11 @@ impl Connection {
                     self.cc.on_rto();
                 }
                 self.reo_at = None;
+                // The timeout may mean the receiver reneged on its SACKs
+                // (discarded data it had SACKed): forget them and resend
+                // from SND.UNA (RFC 2018 §8, RFC 6675 §5.1). Segments it
+                // still holds are SACKed again by the ACKs that follow.
+                self.board.clear_sacks();
                 self.board.mark_all_lost();
                 self.recovery = Recovery::Loss {
                     recover: self.snd_nxt,
