@@ -124,8 +124,12 @@ pub fn point(seed: u64, cfg: &Config, rate: u64, proxies: usize, bytes: u64) -> 
         proxy_per_byte: Duration::ZERO,
         initial_cwnd: Some(256 * 1024 / 1460),
         agent_cost: cfg.agent_cost,
-        // The real lb's flow hash (see docs/studies.md: per-packet round
-        // robin, the slides' lb, breaks pre-splice with 4+ proxies).
+        // The real lb's flow hash. The slides say "round robin" without a
+        // burst size; spraying (SRDS'06's 40-packet bursts, or single
+        // packets) reorders each connection across proxies, so the backend
+        // acks every out-of-order segment at once and the proxies carry
+        // ~70 % more ACKs at 25 µs each: 4 proxies knee near 550-600
+        // Mbit/s instead of 840 (see docs/studies.md).
         lb_mode: LbMode::FlowHash,
         // No failure here: beats only need to find the proxies alive.
         heartbeat: Duration::from_millis(200),

@@ -3,8 +3,10 @@
 //! for C-S, C-LB-nP-S (n = 1..4) and split splice (C-LB-P-S*), and Table 4:
 //! C-LB-2P-S on 100 Mbit/s with proxy 1 failing halfway, detected by the
 //! heartbeat failure detector after 3 missed beats (5 s, 1 s, 200 ms, and
-//! ours, 10 ms). The lb is the real one (flow hash; the paper's was round
-//! robin per packet) and detection is its own heartbeat failure detector.
+//! ours, 10 ms). The lb is the real one in the paper's mode (§7.1: round
+//! robin, 40 packets to a proxy before switching to the next, so every
+//! connection's packets cross every proxy) and detection is its own
+//! heartbeat failure detector.
 //!
 //! Proxy cost calibration: 5 µs per packet plus [`PER_BYTE_NS`] ns per byte
 //! of datagram, so that one proxy carries about the paper's 125 Mbit/s of
@@ -23,6 +25,8 @@ use std::fmt::Write;
 pub const PER_PACKET_NS: u64 = 5_000;
 /// Proxy CPU time per datagram byte (ns); see the module comment.
 pub const PER_BYTE_NS: u64 = 55;
+/// Packets the paper's lb sends to one proxy before the next (§7.1).
+pub const BURST: u32 = 40;
 /// Concurrent connections, as in the paper.
 pub const CONNS: usize = 100;
 /// At [`Scale::Budget`], Tables 2, 3, 5 and 6 move `size / SHRINK` bytes
@@ -111,9 +115,8 @@ pub fn point(seed: u64, name: &str, method: Method, bytes: u64, link_bps: u64) -
         proxy_per_byte: Duration::from_nanos(PER_BYTE_NS),
         initial_cwnd: None,
         agent_cost: Duration::from_micros(2),
-        // The real lb's flow hash (see docs/studies.md: per-packet round
-        // robin, the paper's lb, breaks pre-splice with 4+ proxies).
-        lb_mode: LbMode::FlowHash,
+        // The paper's lb (§7.1): round robin, 40 packets per proxy.
+        lb_mode: LbMode::BurstSpray { burst: BURST },
         // Table 4 sets its own; elsewhere beats only find proxies alive.
         heartbeat: Duration::from_millis(200),
         crash_after: None,
