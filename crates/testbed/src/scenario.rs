@@ -260,10 +260,11 @@ impl FaultPoint {
         }
     }
 
-    /// Fails unless the fault hit a running load: the load was not over at
-    /// the kill and some transfer moved payload after it.
+    /// Fails unless the fault hit a running load: some transfer had not
+    /// ended at the kill, and some transfer moved payload (or got its
+    /// response) after it.
     fn check_hit(&self, ts: &[Transfer]) -> Result<()> {
-        if self.load.over() {
+        if self.load.ended >= self.load.conns {
             bail!(
                 "the fault at {:.1} ms came after the load ended ({} of {} transfers ended): \
                  the scenario did not test the fault",
@@ -589,12 +590,10 @@ fn stream(o: &Options) -> Result<Report> {
     let (t0, t0_unix) = (Instant::now(), unix_ms(SystemTime::now()));
     let handles = load::start(&sys.clients(), &load, &progress, t0);
     let client = sys.nodes.clients[0];
-    let fault = wait_halfway(&mut sys, &progress, 1, o.stream_size, o.timeout).and_then(|due| {
-        let port = busiest_port(&sys, client, vip)?;
-        let owner = {
-            let c = SocketAddrV4::new(sys.plan.client(0), port);
-            splicer_of(&mut sys, c)?
-        };
+    // The proxy carrying the stream is found as soon as it spliced it, so
+    // the kill follows the halfway point at once.
+    let fault = stream_owner(&mut sys, &progress, client, vip, o.timeout).and_then(|owner| {
+        let due = wait_halfway(&mut sys, &progress, 1, o.stream_size, o.timeout)?;
         kill(&mut sys, Victim::Proxy(owner))?;
         let point = FaultPoint::after_kill(t0, &progress, 1, o.stream_size, due);
         Ok((point, owner))
@@ -620,6 +619,32 @@ fn stream(o: &Options) -> Result<Report> {
     );
     note_failures(&ts, &r);
     Ok(r)
+}
+
+/// The proxy that spliced the one connection of a running load from
+/// client namespace `client` (waits for the connection and its splice log).
+fn stream_owner(
+    sys: &mut System,
+    p: &Progress,
+    client: usize,
+    vip: SocketAddrV4,
+    limit: Duration,
+) -> Result<usize> {
+    let deadline = Instant::now() + limit;
+    loop {
+        sys.check()?;
+        let found = busiest_port(sys, client, vip).and_then(|port| {
+            let c = SocketAddrV4::new(sys.plan.client(0), port);
+            splicer_of(sys, c)
+        });
+        match found {
+            Ok(owner) => return Ok(owner),
+            Err(e) if p.finished() || Instant::now() > deadline => {
+                return Err(e.context("finding the proxy that spliced the stream"))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
 }
 
 /// The proxy (index) that spliced the connection from `client`: the one
@@ -780,6 +805,10 @@ mod tests {
         assert!(point(0).check_hit(&[t(vec![50.0, 150.0])]).is_ok());
         let e = point(2).check_hit(&[t(vec![50.0, 150.0])]).unwrap_err();
         assert!(e.to_string().contains("after the load ended"), "{e}");
+        // Every byte written but the response still to come: it hit.
+        let mut all_sent = point(0);
+        all_sent.load.bytes = 1_000;
+        assert!(all_sent.check_hit(&[t(vec![50.0, 150.0])]).is_ok());
         let e = point(0).check_hit(&[t(vec![50.0, 90.0])]).unwrap_err();
         assert!(e.to_string().contains("no transfer moved"), "{e}");
         let mut r = Report::new("x", "testbed", 1);
