@@ -130,7 +130,8 @@ struct splice_seen {
  * or unknown), and the packet is forwarded to it unchanged. */
 struct proxy_cfg {
 	__be32 ssa;
-	__u32 pad;
+	/* The service address (client-side pre-splice redirect); 0: off. */
+	__be32 vip;
 };
 
 _Static_assert(sizeof(struct proxy_cfg) == 8, "proxy_cfg size");

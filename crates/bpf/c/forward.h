@@ -22,6 +22,7 @@
 #include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
 #include "translate.h"
+#include "flowhash.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -227,11 +228,39 @@ struct {
 	__type(value, __be32);
 } ssa_owner SEC(".maps");
 
-/* Scratch for the pre-splice redirect: the FIB lookup's 64 bytes do not
- * fit the subprogram's stack. */
+/* Decrements the IPv4 TTL, updating the header checksum incrementally
+ * (the TTL and protocol bytes form one 16-bit word). */
+static __always_inline void ft_dec_ttl(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + FT_L3_OFF;
+	if ((void *)(ip + 1) > end)
+		return;
+	__u16 *word = (__u16 *)&ip->ttl;
+	__u16 old = *word;
+	ip->ttl -= 1;
+	__u16 now = *word;
+	bpf_l3_csum_replace(skb, FT_L3_OFF + __builtin_offsetof(struct iphdr, check), old, now, 2);
+}
+
+/* Client side (proto::owner): the owner of each flow-hash slot of the
+ * weighted slot table the lb uses (proto::lb::SlotTable over the live
+ * proxies and their workload factors), as that proxy's address; 0 where
+ * this proxy owns the slot or no table is set. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FT_LB_SLOTS);
+	__type(key, __u32);
+	__type(value, __be32);
+} client_owner SEC(".maps");
+
+/* Scratch for the pre-splice redirect: the FIB lookup's 64 bytes and the
+ * socket tuple do not fit the subprogram's stack. */
 struct ft_fwd_scratch {
 	struct bpf_fib_lookup fib;
 	struct bpf_redir_neigh nh;
+	struct bpf_sock_tuple tuple;
 };
 
 struct {
@@ -241,27 +270,31 @@ struct {
 	__type(value, struct ft_fwd_scratch);
 } fwd_scratch SEC(".maps");
 
-/* A packet matching no splice, sent to the SSA at a port of another
- * proxy's partition (a backend's SYN-ACK or ACK of a connection that
- * proxy is still splicing): forwarded to that proxy by FIB lookup of its
- * address, headers unchanged. Returns the TC verdict, or -1 to go on to
- * the stack. */
+/* A packet matching no splice that belongs to another proxy, forwarded to
+ * it by FIB lookup of its address, headers unchanged but for the TTL:
+ * - to the SSA at a port of another proxy's partition (a backend's SYN-ACK
+ *   or ACK of a connection that proxy is still splicing);
+ * - to the VIP in a flow-hash slot another proxy owns (client_owner), when
+ *   this proxy has no socket of the connection (its own pre-splice
+ *   connections stay here, whoever owns the slot now). Such packets lose
+ *   one TTL per redirect, so proxies whose tables disagree for a moment
+ *   cannot bounce a packet forever.
+ * Returns the TC verdict, or -1 to go on to the stack. */
 static __noinline int ft_presplice(struct __sk_buff *skb)
 {
 	/* Map lookups first, packet reads after: nothing packet-derived
 	 * lives across a helper call, so the frame stays within 32 bytes. */
 	__u32 key = 0;
 	struct proxy_cfg *cfg = bpf_map_lookup_elem(&proxy_cfg, &key);
-	if (!cfg || !cfg->ssa)
+	if (!cfg)
 		return -1;
-	__be32 ssa = cfg->ssa;
 	struct ft_fwd_scratch *s = bpf_map_lookup_elem(&fwd_scratch, &key);
 	if (!s)
 		return -1;
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 	struct iphdr *ip = data + FT_L3_OFF;
-	if ((void *)(ip + 1) > end || ip->daddr != ssa)
+	if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP)
 		return -1;
 	struct tcphdr *tcp = (void *)ip + ((ip->ihl * 4) & 0x3c);
 	if ((void *)(tcp + 1) > end)
@@ -275,29 +308,57 @@ static __noinline int ft_presplice(struct __sk_buff *skb)
 	s->fib.tot_len = bpf_ntohs(ip->tot_len);
 	s->fib.ipv4_src = ip->saddr;
 	s->fib.ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
-	key = bpf_ntohs(tcp->dest);
-	__be32 *owner = bpf_map_lookup_elem(&ssa_owner, &key);
+	int client = 0;
+	if (cfg->ssa && ip->daddr == cfg->ssa) {
+		key = bpf_ntohs(tcp->dest);
+	} else if (cfg->vip && ip->daddr == cfg->vip && ip->ttl > 1) {
+		client = 1;
+		s->tuple.ipv4.saddr = ip->saddr;
+		s->tuple.ipv4.daddr = ip->daddr;
+		s->tuple.ipv4.sport = tcp->source;
+		s->tuple.ipv4.dport = tcp->dest;
+		key = (__u32)(ft_flow_hash(bpf_ntohl(ip->saddr), bpf_ntohs(tcp->source),
+					    bpf_ntohl(ip->daddr), bpf_ntohs(tcp->dest)) %
+			      FT_LB_SLOTS);
+	} else {
+		return -1;
+	}
+	__be32 *owner = client ? bpf_map_lookup_elem(&client_owner, &key)
+			       : bpf_map_lookup_elem(&ssa_owner, &key);
 	if (!owner || !*owner)
 		return -1;
 	s->fib.ipv4_dst = *owner;
+	if (client) {
+		/* A connection this proxy has a socket for (handshaking,
+		 * accepted, being spliced) stays here; a listener is not one. */
+		struct bpf_sock *sk = bpf_skc_lookup_tcp(skb, &s->tuple, sizeof(s->tuple.ipv4),
+							 BPF_F_CURRENT_NETNS, 0);
+		if (sk) {
+			int mine = sk->state != BPF_TCP_LISTEN;
+			bpf_sk_release(sk);
+			if (mine)
+				return -1;
+		}
+	}
 	long rc = bpf_fib_lookup(skb, &s->fib, sizeof(s->fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return -1;
+	if (client)
+		ft_dec_ttl(skb);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		bpf_skb_store_bytes(skb, 0, s->fib.dmac, ETH_ALEN, 0);
 		bpf_skb_store_bytes(skb, ETH_ALEN, s->fib.smac, ETH_ALEN, 0);
 		ft_count(skb, FT_C_PRESPLICE_REDIRECT);
 		return bpf_redirect(s->fib.ifindex, 0);
 	}
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		__u64 *n = (__u64 *)&s->nh;
-		n[0] = 0;
-		n[1] = 0;
-		s->nh.nh_family = AF_INET;
-		/* The lookup rewrote ipv4_dst to the next hop. */
-		s->nh.ipv4_nh = s->fib.ipv4_dst;
-		ft_count(skb, FT_C_PRESPLICE_REDIRECT);
-		return bpf_redirect_neigh(s->fib.ifindex, &s->nh, sizeof(s->nh), 0);
-	}
-	return -1;
+	__u64 *n = (__u64 *)&s->nh;
+	n[0] = 0;
+	n[1] = 0;
+	s->nh.nh_family = AF_INET;
+	/* The lookup rewrote ipv4_dst to the next hop. */
+	s->nh.ipv4_nh = s->fib.ipv4_dst;
+	ft_count(skb, FT_C_PRESPLICE_REDIRECT);
+	return bpf_redirect_neigh(s->fib.ifindex, &s->nh, sizeof(s->nh), 0);
 }
 #define FT_PRESPLICE(skb) ft_presplice(skb)
 #else

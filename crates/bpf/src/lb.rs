@@ -6,6 +6,7 @@
 use crate::bpf_abi::{LbSlot, LB_SLOTS};
 use ftsplice_proto::lb::{SlotTable, SLOTS};
 use ftsplice_proto::ProxyId;
+use std::net::Ipv4Addr;
 
 const _: () = assert!(SLOTS == LB_SLOTS, "proto::lb::SLOTS must equal FT_LB_SLOTS");
 
@@ -29,6 +30,29 @@ pub fn slot_table(
                     ifindex,
                 })
                 .ok_or(id)
+        })
+        .collect()
+}
+
+/// The proxies' client-side owner table for `table` (the lb's weighted
+/// slot table) as proxy `me` uses it: slot `k` holds the address of its
+/// owner, or 0.0.0.0 where `me` owns it or the owner's address is unknown
+/// (the packet then stays here rather than go nowhere). Empty for an empty
+/// table.
+pub fn owner_addrs(
+    table: &SlotTable,
+    me: ProxyId,
+    addr: impl Fn(ProxyId) -> Option<Ipv4Addr>,
+) -> Vec<Ipv4Addr> {
+    table
+        .slots()
+        .iter()
+        .map(|&id| {
+            if id == me {
+                Ipv4Addr::UNSPECIFIED
+            } else {
+                addr(id).unwrap_or(Ipv4Addr::UNSPECIFIED)
+            }
         })
         .collect()
 }
@@ -62,5 +86,28 @@ mod tests {
             slot_table(&SlotTable::build(&set), mac, [2; 6], 7),
             Err(ProxyId(11))
         );
+    }
+
+    #[test]
+    fn owner_addresses_follow_the_weighted_table() {
+        let mut set = ProxySet::new();
+        set.upsert(ProxyId(1), 100);
+        set.upsert(ProxyId(2), 300);
+        set.upsert(ProxyId(3), 50);
+        let table = SlotTable::build(&set);
+        let addr = |id: ProxyId| (id.0 != 3).then_some(Ipv4Addr::new(198, 18, 0, id.0 as u8));
+        let owners = owner_addrs(&table, ProxyId(1), addr);
+        assert_eq!(owners.len(), LB_SLOTS);
+        let mut mine = 0;
+        for (k, a) in owners.iter().enumerate() {
+            match table.get(k).unwrap() {
+                ProxyId(1) | ProxyId(3) => assert!(a.is_unspecified()),
+                id => assert_eq!(Some(*a), addr(id)),
+            }
+            mine += usize::from(table.get(k) == Some(ProxyId(1)));
+        }
+        // Weighted: proxy 1 holds about 100/450 of the slots.
+        assert!((800..1_020).contains(&mine), "{mine}");
+        assert!(owner_addrs(&SlotTable::default(), ProxyId(1), addr).is_empty());
     }
 }

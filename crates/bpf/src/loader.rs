@@ -119,6 +119,10 @@ fn read_counters(ebpf: &Ebpf) -> Result<Counters> {
 pub struct SplicePlane {
     ebpf: Ebpf,
     role: SpliceRole,
+    /// What `proxy_cfg` holds (its fields are set by separate calls).
+    cfg: ProxyCfg,
+    /// What `client_owner` holds (proxy object).
+    clients_written: Vec<u32>,
 }
 
 impl SplicePlane {
@@ -138,7 +142,12 @@ impl SplicePlane {
             prog.load()
                 .map_err(|source| Error::Program { name, source })?;
         }
-        Ok(SplicePlane { ebpf, role })
+        Ok(SplicePlane {
+            ebpf,
+            role,
+            cfg: ProxyCfg::default(),
+            clients_written: vec![0; LB_SLOTS],
+        })
     }
 
     pub fn role(&self) -> SpliceRole {
@@ -248,6 +257,43 @@ impl SplicePlane {
                 }
             }
         }
+        self.cfg.ssa = ssa.octets();
+        self.write_cfg()
+    }
+
+    /// Sets the service address and the client-side owner table (proxy
+    /// object only): a TCP packet to `vip` that matches no splice and no
+    /// local socket goes to `owners[slot]`, the owner of its flow-hash slot
+    /// (see [`crate::lb::owner_addrs`]; 0.0.0.0: this proxy). An empty
+    /// `owners` keeps every connection here. Only changed slots are
+    /// written, before the address is published.
+    pub fn set_client_owners(&mut self, vip: Ipv4Addr, owners: &[Ipv4Addr]) -> Result<()> {
+        if !owners.is_empty() && owners.len() != LB_SLOTS {
+            return Err(Error::Invalid(format!(
+                "{} client owners, want 0 or {LB_SLOTS}",
+                owners.len()
+            )));
+        }
+        let new: Vec<u32> = if owners.is_empty() {
+            vec![0; LB_SLOTS]
+        } else {
+            owners
+                .iter()
+                .map(|a| u32::from_ne_bytes(a.octets()))
+                .collect()
+        };
+        write_changed(
+            &mut self.ebpf,
+            "client_owner",
+            "map client_owner",
+            &mut self.clients_written,
+            &new,
+        )?;
+        self.cfg.vip = vip.octets();
+        self.write_cfg()
+    }
+
+    fn write_cfg(&mut self) -> Result<()> {
         let map = self
             .ebpf
             .map_mut("proxy_cfg")
@@ -257,11 +303,7 @@ impl SplicePlane {
                 name: "proxy_cfg",
                 source,
             })?;
-        let cfg = ProxyCfg {
-            ssa: ssa.octets(),
-            pad: 0,
-        };
-        arr.set(0, cfg, 0).map_err(|source| Error::Map {
+        arr.set(0, self.cfg, 0).map_err(|source| Error::Map {
             name: "proxy_cfg",
             source,
         })
@@ -379,18 +421,18 @@ impl SplicePlane {
     }
 }
 
-/// Writes the entries of `new` that differ from `shadow` (what the
-/// `Array<LbSlot>` map `name` holds from index 0) and records them there.
-fn write_changed(
+/// Writes the entries of `new` that differ from `shadow` (what the array
+/// map `name` holds from index 0) and records them there.
+fn write_changed<T: aya::Pod + PartialEq>(
     ebpf: &mut Ebpf,
     name: &'static str,
     missing: &'static str,
-    shadow: &mut [LbSlot],
-    new: &[LbSlot],
+    shadow: &mut [T],
+    new: &[T],
 ) -> Result<()> {
     let map = ebpf.map_mut(name).ok_or(Error::Missing(missing))?;
-    let mut arr = Array::<&mut MapData, LbSlot>::try_from(map)
-        .map_err(|source| Error::Map { name, source })?;
+    let mut arr =
+        Array::<&mut MapData, T>::try_from(map).map_err(|source| Error::Map { name, source })?;
     for (i, (old, s)) in shadow.iter_mut().zip(new).enumerate() {
         if *old == *s {
             continue;

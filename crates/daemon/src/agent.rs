@@ -42,6 +42,7 @@ pub fn control_config(cfg: &AgentConfig) -> ControlConfig {
         epoch: crate::proxy::daemon::epoch(),
         agent_backend: Some(cfg.backend),
         ssa: None,
+        clients: None,
     }
 }
 

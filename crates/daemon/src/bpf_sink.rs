@@ -122,6 +122,13 @@ impl SpliceSink for BpfSink {
         self.plane.set_ssa_owners(ssa, owners).map_err(other)
     }
 
+    fn route_clients(&mut self, vip: Ipv4Addr, owners: &[Ipv4Addr]) -> Result<(), SinkError> {
+        if self.plane.role() != SpliceRole::Proxy {
+            return Ok(());
+        }
+        self.plane.set_client_owners(vip, owners).map_err(other)
+    }
+
     fn counters(&self) -> Vec<(&'static str, u64)> {
         match self.plane.counters() {
             Ok(c) => Counter::ALL

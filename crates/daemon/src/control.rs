@@ -15,6 +15,14 @@
 //! can only make a dead peer look alive (changes to it then wait for acks
 //! that never come, bounded by the retransmission budget).
 //!
+//! Client-side pre-splice routing: a proxy with [`ClientRouting`] announces
+//! its workload factor in its peer heartbeats (the same `W_i` it sends the
+//! lb) and keeps the data plane's client-owner table equal to the lb's
+//! weighted slot table (`proto::lb::SlotTable`) over itself and the peers
+//! it sees up, so a client packet the lb sends elsewhere than to the
+//! proxy holding the connection (membership or weights changed while it
+//! was being spliced) goes to the slot's owner.
+//!
 //! Agents (split-splice, `agent = true` peers) are receive-only: a proxy
 //! sends them its own creates and deletes (unacknowledged; a lost one only
 //! means the backend's packets take the path through a proxy) and answers
@@ -33,6 +41,7 @@ use crate::sink::{Seen, SpliceSink};
 use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use ftsplice_proto::detector::{DetectorConfig, DetectorEvent, FailureDetector};
 use ftsplice_proto::heartbeat::{Heartbeat, HeartbeatSender};
+use ftsplice_proto::lb::{ProxySet, SlotTable};
 use ftsplice_proto::replication::codec::{Codec, DecodeError, Key};
 use ftsplice_proto::replication::{Message, Replicator, ReplicatorConfig, ReplicatorEvent};
 use ftsplice_proto::splice::{Direction, Splice, SpliceId};
@@ -79,6 +88,17 @@ pub struct ControlConfig {
     pub agent_backend: Option<SocketAddrV4>,
     /// This proxy's SSA (ports of released splices go back to the pool).
     pub ssa: Option<Ipv4Addr>,
+    /// Client-side pre-splice routing (proxies; `None` for agents).
+    pub clients: Option<ClientRouting>,
+}
+
+/// What a proxy needs to build the lb's slot table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientRouting {
+    /// The service address clients connect to.
+    pub vip: Ipv4Addr,
+    /// This proxy's workload factor `W_i` (as in its lb heartbeats).
+    pub workload: u32,
 }
 
 /// How a creation ended.
@@ -197,6 +217,11 @@ pub struct Control {
     /// Agent mode: when each table entry was installed or last carried a
     /// packet (idle aging).
     agent_active: HashMap<SpliceId, Instant>,
+    /// This proxy and the peers up, with their workload factors: the
+    /// members of the lb's slot table as this proxy sees them.
+    members: ProxySet,
+    /// `members` changed since the client-owner table was written.
+    clients_stale: bool,
     metrics: Metrics,
 }
 
@@ -209,6 +234,9 @@ impl Control {
         registry: &Registry,
     ) -> Control {
         let me = cfg.me;
+        let workload = cfg.clients.map_or(100, |c| c.workload);
+        let mut members = ProxySet::new();
+        members.upsert(me, workload);
         Control {
             peers: cfg.peers.iter().map(|p| (p.id, *p)).collect(),
             replicator: Replicator::new(ReplicatorConfig::new(me)),
@@ -218,7 +246,7 @@ impl Control {
             beats: cfg
                 .agent_backend
                 .is_none()
-                .then(|| HeartbeatSender::new(now, me, cfg.epoch, cfg.peer_heartbeat, 100)),
+                .then(|| HeartbeatSender::new(now, me, cfg.epoch, cfg.peer_heartbeat, workload)),
             detector: FailureDetector::new(DetectorConfig {
                 interval: cfg.peer_heartbeat,
                 missed: 3,
@@ -230,6 +258,8 @@ impl Control {
             out: VecDeque::new(),
             created: VecDeque::new(),
             agent_active: HashMap::new(),
+            members,
+            clients_stale: cfg.clients.is_some(),
             metrics: Metrics::new(registry),
             cfg,
         }
@@ -522,6 +552,46 @@ impl Control {
         }
     }
 
+    /// A peer proxy joined (with its weight) or left the slot table.
+    fn member(&mut self, id: ProxyId, weight: Option<u32>) {
+        if id == self.cfg.me || self.cfg.clients.is_none() {
+            return;
+        }
+        let changed = match weight {
+            Some(w) => self.members.upsert(id, w),
+            None => self.members.remove(id),
+        };
+        self.clients_stale |= changed;
+    }
+
+    /// Writes the client-owner table for the current members.
+    fn route_clients(&mut self) {
+        let Some(c) = self.cfg.clients else {
+            return;
+        };
+        self.clients_stale = false;
+        let table = SlotTable::build(&self.members);
+        let peers = &self.peers;
+        let owners = ftsplice_bpf::lb::owner_addrs(&table, self.cfg.me, |id| {
+            match peers.get(&id).map(|p| p.addr.ip()) {
+                Some(std::net::IpAddr::V4(a)) => Some(a),
+                _ => None,
+            }
+        });
+        let members: Vec<String> = self
+            .members
+            .iter()
+            .map(|(id, w)| format!("{}:{w}", id.0))
+            .collect();
+        match lock(&self.sink).route_clients(c.vip, &owners) {
+            Ok(()) => tracing::info!(members = %members.join(","), "client-owner table updated"),
+            Err(e) => {
+                self.metrics.install_errors.inc();
+                tracing::error!(error = %e, "client-owner table not written");
+            }
+        }
+    }
+
     /// Removes a splice from the data plane and gives its port back.
     fn uninstall(&mut self, s: &Splice) {
         self.tracked.remove(&s.id);
@@ -562,14 +632,23 @@ impl Control {
             while let Some(ev) = self.detector.poll_event() {
                 progress = true;
                 match ev {
-                    DetectorEvent::ProxyUp { id, .. } => self.peer_up(now, id),
-                    DetectorEvent::ProxyDown { id } => self.peer_down(now, id),
-                    DetectorEvent::WeightChanged { .. } => {}
+                    DetectorEvent::ProxyUp { id, weight } => {
+                        self.member(id, Some(weight));
+                        self.peer_up(now, id)
+                    }
+                    DetectorEvent::ProxyDown { id } => {
+                        self.member(id, None);
+                        self.peer_down(now, id)
+                    }
+                    DetectorEvent::WeightChanged { id, weight } => self.member(id, Some(weight)),
                 }
             }
             if !progress {
                 break;
             }
+        }
+        if self.clients_stale {
+            self.route_clients();
         }
         self.metrics
             .active
@@ -752,12 +831,14 @@ mod tests {
 
     const KEY: Key = [7; 32];
     const SSA: Ipv4Addr = Ipv4Addr::new(198, 18, 9, 9);
+    const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 9, 10);
 
     /// An in-memory data plane whose `seen` the test sets.
     #[derive(Default)]
     struct MemState {
         installed: BTreeMap<SpliceId, Splice>,
         seen: HashMap<SpliceId, Seen>,
+        clients: Option<(Ipv4Addr, Vec<Ipv4Addr>)>,
     }
 
     #[derive(Clone, Default)]
@@ -773,6 +854,14 @@ mod tests {
     }
 
     impl SpliceSink for MemSink {
+        fn route_clients(
+            &mut self,
+            vip: Ipv4Addr,
+            owners: &[Ipv4Addr],
+        ) -> Result<(), crate::sink::SinkError> {
+            self.0.lock().unwrap().clients = Some((vip, owners.to_vec()));
+            Ok(())
+        }
         fn install(&mut self, s: &Splice) -> Result<(), crate::sink::SinkError> {
             self.0.lock().unwrap().installed.insert(s.id, s.clone());
             Ok(())
@@ -836,6 +925,10 @@ mod tests {
             epoch: u32::from(me),
             agent_backend,
             ssa: Some(SSA),
+            clients: agent_backend.is_none().then_some(ClientRouting {
+                vip: VIP,
+                workload: 100 * u32::from(me),
+            }),
         };
         let sink = MemSink::default();
         let shared: SharedSink = Arc::new(Mutex::new(Box::new(sink.clone())));
@@ -935,6 +1028,49 @@ mod tests {
         assert_eq!(a.ctl.poll_created(), Some((s.id, Some(ProxyId(2)))));
         assert_eq!(a.sink.ids(), [s.id]);
         assert_eq!(b.sink.ids(), [s.id], "the replica is in B's data plane");
+    }
+
+    #[test]
+    fn client_owner_tables_are_the_lbs_weighted_table_on_every_proxy() {
+        let mut a = node(1, &[(2, false), (3, true)], KEY, None);
+        let mut b = node(2, &[(1, false)], KEY, None);
+        // Alone: every slot is its own.
+        a.ctl.process(Instant::ZERO);
+        let (vip, owners) = a.sink.0.lock().unwrap().clients.clone().unwrap();
+        assert_eq!(vip, VIP);
+        assert!(owners.iter().all(|o| o.is_unspecified()));
+        let now = run(0, 50, &mut [&mut a, &mut b]);
+        // Both up, weights 100 and 200 (from the peer heartbeats): each
+        // proxy holds the lb's table, with its own slots as 0.0.0.0.
+        let mut set = ProxySet::new();
+        set.upsert(ProxyId(1), 100);
+        set.upsert(ProxyId(2), 200);
+        let table = SlotTable::build(&set);
+        let ip = |id: u16| match addr(id).ip() {
+            std::net::IpAddr::V4(a) => a,
+            std::net::IpAddr::V6(_) => unreachable!(),
+        };
+        for (n, me, other) in [(&a, 1u16, 2u16), (&b, 2, 1)] {
+            let (_, owners) = n.sink.0.lock().unwrap().clients.clone().unwrap();
+            assert_eq!(owners.len(), ftsplice_proto::lb::SLOTS);
+            for (k, o) in owners.iter().enumerate() {
+                let want = if table.get(k) == Some(ProxyId(me)) {
+                    Ipv4Addr::UNSPECIFIED
+                } else {
+                    ip(other)
+                };
+                assert_eq!(*o, want, "proxy {me} slot {k}");
+            }
+        }
+        // B goes silent: A takes every slot back.
+        let mut later = now;
+        for _ in 0..10 {
+            later += Duration::from_millis(10);
+            a.ctl.handle_timeout(later);
+            a.ctl.process(later);
+        }
+        let (_, owners) = a.sink.0.lock().unwrap().clients.clone().unwrap();
+        assert!(owners.iter().all(|o| o.is_unspecified()));
     }
 
     #[test]

@@ -53,6 +53,15 @@ pub trait SpliceSink: Send {
     ) -> Result<(), SinkError> {
         Ok(())
     }
+    /// Client-side pre-splice routing: a packet to `vip` that matches no
+    /// splice and no local socket goes to `owners[slot]`, the address of
+    /// the owner of its flow-hash slot in the lb's weighted slot table
+    /// (`ftsplice_bpf::lb::owner_addrs`; 0.0.0.0: this node). Empty
+    /// `owners`: every connection is this node's. A no-op for data planes
+    /// without it.
+    fn route_clients(&mut self, _vip: Ipv4Addr, _owners: &[Ipv4Addr]) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// Data-plane packet counters by reason, for metrics.
     fn counters(&self) -> Vec<(&'static str, u64)>;
     /// Short name for logs and metrics.

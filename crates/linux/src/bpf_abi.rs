@@ -92,7 +92,8 @@ pub const SPLICE_SEEN_ENTRIES: u32 = 1 << 18;
 #[repr(C)]
 pub struct ProxyCfg {
     pub ssa: [u8; 4],
-    pub pad: u32,
+    /// The service address (client-side pre-splice redirect); 0: off.
+    pub vip: [u8; 4],
 }
 
 /// Capacity of the lb slot table (`proto::lb::SLOTS`).

@@ -66,6 +66,13 @@ pub fn control_config(cfg: &ProxyConfig) -> ControlConfig {
         epoch: epoch(),
         agent_backend: None,
         ssa: Some(cfg.ssa),
+        // Behind an lb (it beats to one), the proxies keep the lb's slot
+        // table for client-side pre-splice redirects; without one, every
+        // connection is the proxy's that receives it.
+        clients: cfg.heartbeat.as_ref().map(|h| control::ClientRouting {
+            vip: *cfg.vip.ip(),
+            workload: h.workload,
+        }),
     }
 }
 

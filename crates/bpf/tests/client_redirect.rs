@@ -1,0 +1,205 @@
+//! The proxies' client-side pre-splice redirect through BPF_PROG_TEST_RUN,
+//! crossed with the XDP lb at unequal weights: for random client tuples,
+//! the proxy the lb picks (from `proto::lb::SlotTable`) keeps the packet,
+//! and every other proxy, holding the same weighted table as owner
+//! addresses (`ftsplice_bpf::lb::owner_addrs`), redirects it to that
+//! proxy's MAC with the TTL decremented and the IP checksum still valid.
+//! A connection the proxy has a socket for stays local whoever owns the
+//! slot; a listener is not such a socket; a packet at TTL 1 is not
+//! redirected again.
+
+mod common;
+
+use common::*;
+use ftsplice_bpf::bpf_abi::{LbCfg, LB_MODE_FLOW};
+use ftsplice_bpf::lb::{owner_addrs, slot_table};
+use ftsplice_bpf::{Counter, LbPlane, SplicePlane, SpliceRole};
+use ftsplice_linux::{skip_unless_root, NetNs};
+use ftsplice_proto::lb::{ProxySet, SlotTable};
+use ftsplice_proto::rng::SplitMix64;
+use ftsplice_proto::ProxyId;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+const TC_ACT_OK: u32 = 0;
+const TC_ACT_REDIRECT: u32 = 7;
+const XDP_TX: u32 = 3;
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 71, 10);
+const SSA: Ipv4Addr = Ipv4Addr::new(198, 18, 71, 11);
+
+fn mac(id: ProxyId) -> [u8; 6] {
+    [2, 0, 0, 0, 0, id.0 as u8]
+}
+
+fn addr(id: ProxyId) -> Option<Ipv4Addr> {
+    Some(Ipv4Addr::new(198, 18, 70, 10 + id.0 as u8))
+}
+
+/// The namespace: a veth with the proxies' addresses as permanent
+/// neighbours, forwarding on, VIP on lo.
+fn namespace(ids: &[ProxyId]) -> NetNs {
+    let ns = NetNs::new("cli").unwrap();
+    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
+        .unwrap();
+    ns.ip(&["addr", "add", "198.18.70.1/24", "dev", "d0"])
+        .unwrap();
+    for d in ["d0", "d1", "lo"] {
+        ns.ip(&["link", "set", d, "up"]).unwrap();
+    }
+    ns.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"])
+        .unwrap();
+    for &id in ids {
+        let m = mac(id)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        ns.ip(&[
+            "neigh",
+            "add",
+            &addr(id).unwrap().to_string(),
+            "lladdr",
+            &m,
+            "dev",
+            "d0",
+            "nud",
+            "permanent",
+        ])
+        .unwrap();
+    }
+    ns.sysctl("net.ipv4.ip_forward", "1").unwrap();
+    ns
+}
+
+fn with_ttl(frame: &[u8], ttl: u8) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    f[ETH_LEN + 8] = ttl;
+    f[ETH_LEN + 10] = 0;
+    f[ETH_LEN + 11] = 0;
+    let c = !fold(sum16(&f[ETH_LEN..ETH_LEN + 20], 0));
+    f[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+#[test]
+fn each_proxy_keeps_what_the_lb_sends_it_and_redirects_the_rest_at_unequal_weights() {
+    if skip_unless_root(
+        "each_proxy_keeps_what_the_lb_sends_it_and_redirects_the_rest_at_unequal_weights",
+    ) {
+        return;
+    }
+    let ids = [ProxyId(1), ProxyId(2), ProxyId(3)];
+    let mut set = ProxySet::new();
+    for (&id, w) in ids.iter().zip([100, 300, 50]) {
+        set.upsert(id, w);
+    }
+    let table = SlotTable::build(&set);
+    let ns = namespace(&ids);
+    ns.run(|| {
+        let mut lb = LbPlane::load().unwrap();
+        let slots = slot_table(&table, |id| Some(mac(id)), [2, 0xaa, 0, 0, 0, 1], 1).unwrap();
+        let cfg = LbCfg {
+            vip: VIP.octets(),
+            nslots: 0,
+            mode: LB_MODE_FLOW,
+            burst: 0,
+        };
+        lb.configure(cfg, &slots).unwrap();
+        let mut rng = SplitMix64::new(0xc11e);
+        let tuples: Vec<SocketAddrV4> = (0..300)
+            .map(|_| {
+                let a = rng.next_u64();
+                SocketAddrV4::new(
+                    Ipv4Addr::new(198, 19, (a >> 8) as u8, a as u8),
+                    1024 + (a >> 16) as u16 % 60_000,
+                )
+            })
+            .collect();
+        // The lb's choice per tuple, from the XDP program itself.
+        let chosen: Vec<ProxyId> = tuples
+            .iter()
+            .map(|&c| {
+                let f = Seg::new(c, SocketAddrV4::new(VIP, 80)).frame();
+                let r = lb.test_run(&f).unwrap();
+                assert_eq!(r.retval, XDP_TX);
+                ProxyId(u16::from(r.packet[5]))
+            })
+            .collect();
+        let mut counts = [0usize; 4];
+        for c in &chosen {
+            counts[usize::from(c.0)] += 1;
+        }
+        // Unequal weights really are unequal: proxy 2 gets the most.
+        assert!(counts[2] > counts[1] && counts[1] > counts[3], "{counts:?}");
+        let mut redirected = 0;
+        for &me in &ids {
+            let mut p = SplicePlane::load(SpliceRole::Proxy).unwrap();
+            p.set_ssa_owners(SSA, &[]).unwrap();
+            p.set_client_owners(VIP, &owner_addrs(&table, me, addr))
+                .unwrap();
+            for (&c, &owner) in tuples.iter().zip(&chosen) {
+                let f = Seg::new(c, SocketAddrV4::new(VIP, 80)).frame();
+                let r = p.test_run("proxy_ingress", &f).unwrap();
+                if owner == me {
+                    assert_eq!((r.retval, &r.packet), (TC_ACT_OK, &f), "{c} is {me}'s");
+                    continue;
+                }
+                redirected += 1;
+                assert_eq!(r.retval, TC_ACT_REDIRECT, "{c}: {me} -> {owner}");
+                assert_eq!(r.packet[..6], mac(owner), "{c} to {owner}'s MAC");
+                assert_eq!(r.packet[ETH_LEN + 8], 63, "TTL decremented");
+                assert!(checksums_ok(&r.packet));
+                assert_eq!(r.packet[ETH_LEN..], with_ttl(&f, 63)[ETH_LEN..]);
+            }
+            let n = p.counters().unwrap().get(Counter::PresliceRedirect);
+            assert_eq!(n as usize, tuples.len() - counts[usize::from(me.0)]);
+        }
+        assert_eq!(redirected, 2 * tuples.len());
+    })
+    .unwrap();
+}
+
+#[test]
+fn local_sockets_stay_and_ttl_one_is_not_redirected() {
+    if skip_unless_root("local_sockets_stay_and_ttl_one_is_not_redirected") {
+        return;
+    }
+    let ids = [ProxyId(1), ProxyId(2)];
+    let ns = namespace(&ids);
+    ns.run(|| {
+        // Proxy 1 owns no slot at all: weight 0 against 1 drains it.
+        let mut set = ProxySet::new();
+        set.upsert(ProxyId(1), 0);
+        set.upsert(ProxyId(2), 1);
+        let table = SlotTable::build(&set);
+        let mut p = SplicePlane::load(SpliceRole::Proxy).unwrap();
+        p.set_client_owners(VIP, &owner_addrs(&table, ProxyId(1), addr))
+            .unwrap();
+        let listener = std::net::TcpListener::bind(SocketAddrV4::new(VIP, 80)).unwrap();
+        let client = std::net::TcpStream::connect(SocketAddrV4::new(VIP, 80)).unwrap();
+        let (_server, _) = listener.accept().unwrap();
+        let local = match client.local_addr().unwrap() {
+            std::net::SocketAddr::V4(a) => a,
+            std::net::SocketAddr::V6(a) => panic!("{a}"),
+        };
+        // Its connection: stays here though proxy 2 owns the slot.
+        let f = Seg::new(local, SocketAddrV4::new(VIP, 80)).frame();
+        let r = p.test_run("proxy_ingress", &f).unwrap();
+        assert_eq!((r.retval, &r.packet), (TC_ACT_OK, &f));
+        // Another port of the same client: only the listener matches.
+        let other = SocketAddrV4::new(*local.ip(), local.port() ^ 1);
+        let f = Seg::new(other, SocketAddrV4::new(VIP, 80)).frame();
+        let r = p.test_run("proxy_ingress", &f).unwrap();
+        assert_eq!(r.retval, TC_ACT_REDIRECT);
+        assert_eq!(r.packet[..6], mac(ProxyId(2)));
+        // At TTL 1 it would die on the way: not redirected.
+        let f = with_ttl(&f, 1);
+        let r = p.test_run("proxy_ingress", &f).unwrap();
+        assert_eq!((r.retval, &r.packet), (TC_ACT_OK, &f));
+        // An empty table keeps everything here.
+        p.set_client_owners(VIP, &[]).unwrap();
+        let f = Seg::new(other, SocketAddrV4::new(VIP, 80)).frame();
+        let r = p.test_run("proxy_ingress", &f).unwrap();
+        assert_eq!((r.retval, &r.packet), (TC_ACT_OK, &f));
+    })
+    .unwrap();
+}
