@@ -19,9 +19,10 @@
 //!
 //! Faults are injected by the load's progress, not by time ([`due`]):
 //! "halfway" is when half the payload moved and every running connection
-//! moved at least a quarter of its body (so each is spliced, not in its
-//! pre-splice phase, which splice replication does not protect:
-//! ARCHITECTURE.md); a straggler cannot hold the fault back past three
+//! moved at least a quarter of its body or 1 MiB (so each is spliced, not
+//! in its pre-splice phase, which splice replication does not protect:
+//! ARCHITECTURE.md; before its splice a proxy reads only the request head,
+//! so a client cannot get far past it); a straggler cannot hold the fault back past three
 //! quarters of the payload. The report says where the fault hit
 //! (`fault_load_fraction`, `fault_ended`, `fault_forced`), and a scenario
 //! fails if the fault did not hit while the load was running (the load had
@@ -183,11 +184,17 @@ impl LoadPoint {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Due {
     Wait,
-    /// Halfway, every running transfer past `per_conn / 4`.
+    /// Halfway, every running transfer past [`spliced_after`].
     Now,
     /// Three quarters of the payload moved and a straggler still below a
     /// quarter: inject anyway rather than let the load run out.
     Forced,
+}
+
+/// Bytes after which a transfer of `per_conn` bytes counts as spliced: a
+/// quarter of its body, at most 1 MiB.
+pub fn spliced_after(per_conn: u64) -> u64 {
+    (per_conn / 4).min(1 << 20)
 }
 
 /// The fault-injection rule (module docs) for transfers of `per_conn`
@@ -197,7 +204,7 @@ pub fn due(at: &LoadPoint, per_conn: u64) -> Due {
         return Due::Wait;
     }
     let f = at.fraction();
-    if f >= 0.5 && at.slowest >= per_conn / 4 {
+    if f >= 0.5 && at.slowest >= spliced_after(per_conn) {
         Due::Now
     } else if f >= 0.75 {
         Due::Forced
@@ -243,7 +250,8 @@ fn wait_halfway(
     }
 }
 
-/// Where a fault hit: the load's progress read right after the kill.
+/// Where a fault hit: the time and the load's progress read right before
+/// the kill is sent.
 #[derive(Clone, Copy, Debug)]
 struct FaultPoint {
     at_ms: f64,
@@ -252,7 +260,7 @@ struct FaultPoint {
 }
 
 impl FaultPoint {
-    fn after_kill(t0: Instant, p: &Progress, conns: u64, per_conn: u64, due: Due) -> Self {
+    fn before_kill(t0: Instant, p: &Progress, conns: u64, per_conn: u64, due: Due) -> Self {
         FaultPoint {
             at_ms: t0.elapsed().as_secs_f64() * 1e3,
             load: LoadPoint::read(p, conns * per_conn, conns),
@@ -421,11 +429,8 @@ fn put_with_fault(name: &str, o: &Options, victim: Victim) -> Result<Report> {
     let (t0, t0_unix) = (Instant::now(), unix_ms(SystemTime::now()));
     let handles = load::start(&sys.clients(), &load, &progress, t0);
     let fault = wait_halfway(&mut sys, &progress, o.conns, o.size, o.timeout).and_then(|due| {
-        let n = kill(&mut sys, victim)?;
-        Ok((
-            FaultPoint::after_kill(t0, &progress, o.conns, o.size, due),
-            n,
-        ))
+        let point = FaultPoint::before_kill(t0, &progress, o.conns, o.size, due);
+        Ok((point, kill(&mut sys, victim)?))
     });
     let ts = load::join(handles);
     if fault.is_err() {
@@ -594,8 +599,8 @@ fn stream(o: &Options) -> Result<Report> {
     // the kill follows the halfway point at once.
     let fault = stream_owner(&mut sys, &progress, client, vip, o.timeout).and_then(|owner| {
         let due = wait_halfway(&mut sys, &progress, 1, o.stream_size, o.timeout)?;
+        let point = FaultPoint::before_kill(t0, &progress, 1, o.stream_size, due);
         kill(&mut sys, Victim::Proxy(owner))?;
-        let point = FaultPoint::after_kill(t0, &progress, 1, o.stream_size, due);
         Ok((point, owner))
     });
     let ts = load::join(handles);
@@ -776,6 +781,8 @@ mod tests {
         assert_eq!(due(&at(9_000, 10, u64::MAX), per), Due::Wait);
         assert!(at(9_000, 10, 0).over());
         assert_eq!(at(2_500, 0, 0).fraction(), 0.25);
+        assert_eq!(spliced_after(10_000_000), 1 << 20);
+        assert_eq!(spliced_after(2_000_000), 500_000);
         // Every transfer still running is past its quarter: due.
         assert_eq!(due(&at(6_000, 9, u64::MAX), per), Due::Now);
     }
