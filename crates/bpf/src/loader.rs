@@ -237,15 +237,7 @@ impl SplicePlane {
         owners: &[(RangeInclusive<u16>, Ipv4Addr)],
     ) -> Result<()> {
         {
-            let map = self
-                .ebpf
-                .map_mut("ssa_owner")
-                .ok_or(Error::Missing("map ssa_owner"))?;
-            let mut arr =
-                Array::<&mut MapData, u32>::try_from(map).map_err(|source| Error::Map {
-                    name: "ssa_owner",
-                    source,
-                })?;
+            let mut arr = array_mut::<u32>(&mut self.ebpf, "ssa_owner", "map ssa_owner")?;
             for (range, owner) in owners {
                 let v = u32::from_ne_bytes(owner.octets());
                 for port in range.clone() {
@@ -294,19 +286,7 @@ impl SplicePlane {
     }
 
     fn write_cfg(&mut self) -> Result<()> {
-        let map = self
-            .ebpf
-            .map_mut("proxy_cfg")
-            .ok_or(Error::Missing("map proxy_cfg"))?;
-        let mut arr =
-            Array::<&mut MapData, ProxyCfg>::try_from(map).map_err(|source| Error::Map {
-                name: "proxy_cfg",
-                source,
-            })?;
-        arr.set(0, self.cfg, 0).map_err(|source| Error::Map {
-            name: "proxy_cfg",
-            source,
-        })
+        set_first(&mut self.ebpf, "proxy_cfg", "map proxy_cfg", self.cfg)
     }
 
     /// The latest TSval `ts_seen` holds for packets `src -> dst` (proxy
@@ -421,6 +401,29 @@ impl SplicePlane {
     }
 }
 
+/// Opens the array map `name` for writing (`missing` names it in the error
+/// when the object has no such map).
+fn array_mut<'a, T: aya::Pod>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+    missing: &'static str,
+) -> Result<Array<&'a mut MapData, T>> {
+    let map = ebpf.map_mut(name).ok_or(Error::Missing(missing))?;
+    Array::try_from(map).map_err(|source| Error::Map { name, source })
+}
+
+/// Writes `value` at index 0 of the one-entry config array map `name`.
+fn set_first<T: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    missing: &'static str,
+    value: T,
+) -> Result<()> {
+    array_mut::<T>(ebpf, name, missing)?
+        .set(0, value, 0)
+        .map_err(|source| Error::Map { name, source })
+}
+
 /// Writes the entries of `new` that differ from `shadow` (what the array
 /// map `name` holds from index 0) and records them there.
 fn write_changed<T: aya::Pod + PartialEq>(
@@ -430,9 +433,7 @@ fn write_changed<T: aya::Pod + PartialEq>(
     shadow: &mut [T],
     new: &[T],
 ) -> Result<()> {
-    let map = ebpf.map_mut(name).ok_or(Error::Missing(missing))?;
-    let mut arr =
-        Array::<&mut MapData, T>::try_from(map).map_err(|source| Error::Map { name, source })?;
+    let mut arr = array_mut::<T>(ebpf, name, missing)?;
     for (i, (old, s)) in shadow.iter_mut().zip(new).enumerate() {
         if *old == *s {
             continue;
@@ -549,18 +550,7 @@ impl LbPlane {
             slots,
         )?;
         cfg.nslots = slots.len() as u32;
-        let map = self
-            .ebpf
-            .map_mut("lb_config")
-            .ok_or(Error::Missing("map lb_config"))?;
-        let mut arr = Array::<&mut MapData, LbCfg>::try_from(map).map_err(|source| Error::Map {
-            name: "lb_config",
-            source,
-        })?;
-        arr.set(0, cfg, 0).map_err(|source| Error::Map {
-            name: "lb_config",
-            source,
-        })
+        set_first(&mut self.ebpf, "lb_config", "map lb_config", cfg)
     }
 
     /// Sets the SSA gateway's port owners (`LB_MODE_PORT`): `owners[p]` is
