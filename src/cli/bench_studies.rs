@@ -7,9 +7,10 @@
 //! also writes what the sweep found (tables, JSON, SVG plots), so one run
 //! gives both the numbers of docs/studies.md and the time it took.
 
+use super::study::load_average;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use ftsplice_sim::study::{self, Scale};
+use ftsplice_sim::study;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -52,19 +53,8 @@ fn process_cpu_s() -> Option<f64> {
     Some((utime + stime) as f64 / 100.0)
 }
 
-fn load_average() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/loadavg").ok()?;
-    s.split_whitespace().next()?.parse().ok()
-}
-
 pub fn run(args: &StudiesArgs) -> Result<()> {
-    let scale = if args.quick {
-        Scale::Quick
-    } else if args.paper {
-        Scale::Paper
-    } else {
-        Scale::Budget
-    };
+    let scale = super::study::scale(args.quick, args.paper);
     let load_before = load_average();
     let cpu_before = process_cpu_s();
     // Sample the load average every second while the sweep runs.

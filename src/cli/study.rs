@@ -35,20 +35,25 @@ pub struct StudyArgs {
     pub paper: bool,
 }
 
+/// The sweep the `--quick`/`--paper` flags select (default: the budget one).
+pub fn scale(quick: bool, paper: bool) -> Scale {
+    if quick {
+        Scale::Quick
+    } else if paper {
+        Scale::Paper
+    } else {
+        Scale::Budget
+    }
+}
+
 /// The 1-minute load average (other work on the machine), if readable.
-fn load_average() -> Option<f64> {
+pub fn load_average() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/loadavg").ok()?;
     s.split_whitespace().next()?.parse().ok()
 }
 
 pub fn run(args: &StudyArgs) -> anyhow::Result<()> {
-    let scale = if args.quick {
-        Scale::Quick
-    } else if args.paper {
-        Scale::Paper
-    } else {
-        Scale::Budget
-    };
+    let scale = scale(args.quick, args.paper);
     let load_before = load_average();
     // Wall-clock timing of the sweep is this command's output, not logic.
     #[allow(clippy::disallowed_methods)]

@@ -160,16 +160,21 @@ pub fn spawn_receiver(
         raise_priority("hb-recv");
         let mut buf = [0u8; MAX_DATAGRAM];
         let send = |m: Received| out.send(m).is_ok();
+        // Stamp a datagram the moment it is read and hand it over; false
+        // once the consumer is gone.
+        let deliver = |data: &[u8], from| {
+            let at = clock::now();
+            send(Received::Datagram {
+                at,
+                from,
+                data: data.to_vec(),
+            })
+        };
         while !stop.load(Ordering::Relaxed) {
             // Wait (up to a tick) for the next datagram.
             match sock.recv_from(&mut buf) {
                 Ok((n, from)) => {
-                    let at = clock::now();
-                    if !send(Received::Datagram {
-                        at,
-                        from,
-                        data: buf[..n].to_vec(),
-                    }) {
+                    if !deliver(&buf[..n], from) {
                         return;
                     }
                 }
@@ -188,12 +193,7 @@ pub fn spawn_receiver(
                 let before = clock::now();
                 match sock.recv_from(&mut buf) {
                     Ok((n, from)) => {
-                        let at = clock::now();
-                        if !send(Received::Datagram {
-                            at,
-                            from,
-                            data: buf[..n].to_vec(),
-                        }) {
+                        if !deliver(&buf[..n], from) {
                             return;
                         }
                     }
