@@ -446,8 +446,19 @@ impl FrozenSocket {
 
     /// Closes the socket without sending FIN or RST: the peer keeps its side
     /// of the connection (which a splice or a restored socket takes over).
-    pub fn close_silently(self) {
+    ///
+    /// The connection is disconnected first (`connect(AF_UNSPEC)`, which in
+    /// repair mode sends nothing), so it leaves the kernel's table of
+    /// established 4-tuples now even if the descriptor is not the last
+    /// reference to the socket: a process being spawned by another thread
+    /// holds a copy of every descriptor until its exec, and a `restore` of
+    /// the same 4-tuple meanwhile failed with `EADDRNOTAVAIL`. The socket is
+    /// closed even when the disconnect fails; the error says the 4-tuple may
+    /// stay taken until every reference is gone.
+    pub fn close_silently(self) -> Result<()> {
+        let res = disconnect(self.stream.as_raw_fd());
         drop(self.stream);
+        res
     }
 
     /// Leaves repair mode (sending nothing) and gives the socket back.
@@ -493,6 +504,22 @@ impl FrozenSocket {
         // SAFETY: ownership of the fd moves into the TcpStream.
         Ok(unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) })
     }
+}
+
+/// `connect(AF_UNSPEC)`: `tcp_disconnect`, which for a socket in repair mode
+/// sends no RST, moves it to CLOSE and unhashes it.
+fn disconnect(fd: RawFd) -> Result<()> {
+    let sa = libc::sockaddr {
+        sa_family: libc::AF_UNSPEC as libc::sa_family_t,
+        sa_data: [0; 14],
+    };
+    // SAFETY: `sa` is a valid sockaddr for the duration of the call and the
+    // length matches it.
+    let rc = unsafe { libc::connect(fd, &sa, size_of::<libc::sockaddr>() as libc::socklen_t) };
+    if rc != 0 {
+        return Err(Error::last_os("connect(AF_UNSPEC) of a frozen socket"));
+    }
+    Ok(())
 }
 
 type AddrCall =

@@ -107,7 +107,7 @@ fn frozen_seqs_match_bytes_exchanged_and_close_is_silent() {
     assert!(cs.window.snd_wnd > 0 && ss.window.snd_wnd > 0);
 
     // Close the client silently; the server must see neither FIN nor RST.
-    c1.close_silently();
+    c1.close_silently().unwrap();
     let mut server = s1.thaw().unwrap();
     let mut rest = [0u8; 200];
     server.read_exact(&mut rest).unwrap();
@@ -140,7 +140,7 @@ fn restored_socket_continues_the_connection() {
     let frozen = FrozenSocket::freeze(client).unwrap();
     let state = frozen.state().clone();
     assert_eq!(state.recv_queue, b"ping");
-    frozen.close_silently();
+    frozen.close_silently().unwrap();
 
     let mut restored = t
         .node(c)
@@ -161,4 +161,43 @@ fn restored_socket_continues_the_connection() {
     server.write_all(b"pong").unwrap();
     restored.read_exact(&mut b).unwrap();
     assert_eq!(&b, b"pong");
+}
+
+/// The socket a restore replaces may still be referenced after
+/// `close_silently` drops our descriptor: a process another thread is
+/// spawning holds a copy of every descriptor between its clone and its exec
+/// (`O_CLOEXEC` only closes them at the exec), and a duplicated descriptor
+/// does the same. The closed socket then stayed in the kernel's table of
+/// established connections, and the restore's repair-mode `connect` of the
+/// same 4-tuple failed with `EADDRNOTAVAIL` (the flaky
+/// `restored_socket_continues_the_connection`). A second descriptor held
+/// across the close reproduces that every time.
+#[test]
+fn restore_works_while_another_descriptor_holds_the_closed_socket() {
+    if skip_unless_root("restore_works_while_another_descriptor_holds_the_closed_socket") {
+        return;
+    }
+    let (t, c, client, mut server) = connected_pair();
+    let other_reference = client.try_clone().unwrap();
+    let frozen = FrozenSocket::freeze(client).unwrap();
+    let state = frozen.state().clone();
+    frozen.close_silently().unwrap();
+
+    let mut restored = t
+        .node(c)
+        .run(move || FrozenSocket::restore(&state))
+        .unwrap()
+        .expect("restore while the closed socket's file is still open");
+    restored
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    restored.write_all(b"after").unwrap();
+    let mut b = [0u8; 5];
+    server.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"after");
+    // The old descriptor is dead and sends nothing when it finally closes.
+    drop(other_reference);
+    server.write_all(b"still").unwrap();
+    restored.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"still");
 }

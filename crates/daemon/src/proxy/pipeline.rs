@@ -424,8 +424,11 @@ impl Pipeline {
                         sink.forget_ts(splice.client, splice.vip);
                         sink.forget_ts(splice.backend, splice.ssa);
                     }
-                    fa.close_silently();
-                    fb.close_silently();
+                    for closed in [fa.close_silently(), fb.close_silently()] {
+                        if let Err(e) = closed {
+                            tracing::warn!(splice = id.0, "closing a frozen socket: {e}");
+                        }
+                    }
                     Ok(splice)
                 }
                 Err(why) => {
