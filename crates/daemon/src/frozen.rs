@@ -2,7 +2,7 @@
 //! the pure mapping of kernel socket state (sequence numbers, options,
 //! timestamp clocks, queues) onto the splice's deltas, with the checks that
 //! make the splice exact (nothing received but not relayed, nothing sent
-//! but not acknowledged).
+//! but not acknowledged, nothing held out of order).
 
 use ftsplice_linux::repair::TCP_ESTABLISHED;
 use ftsplice_linux::SocketState;
@@ -38,6 +38,11 @@ pub enum FrozenError {
     BackendBytesUnrelayed(usize),
     #[error("{0} bytes sent to the client but not acknowledged")]
     ClientUnacked(usize),
+    /// The socket holds data beyond a hole (its out-of-order queue, SACKed
+    /// to the peer): closing it would drop bytes the peer believes
+    /// received. `side` is `client` or `backend`.
+    #[error("the {0} socket holds out-of-order data (SACKed, not readable)")]
+    OutOfOrder(&'static str),
     #[error("timestamps negotiated on both connections but the {0}'s latest TSval is unknown")]
     TsvalUnknown(&'static str),
 }
@@ -57,6 +62,8 @@ impl FrozenError {
             FrozenError::BackendUnacked(_) => "backend_unacked",
             FrozenError::BackendBytesUnrelayed(_) => "backend_bytes_unrelayed",
             FrozenError::ClientUnacked(_) => "client_unacked",
+            FrozenError::OutOfOrder("client") => "client_out_of_order",
+            FrozenError::OutOfOrder(_) => "backend_out_of_order",
             FrozenError::TsvalUnknown(_) => "tsval_unknown",
         }
     }
@@ -97,6 +104,11 @@ pub fn splice_from_frozen(
     }
     if !client.send_queue.is_empty() {
         return Err(FrozenError::ClientUnacked(client.send_queue.len()));
+    }
+    for (side, s) in [("client", client), ("backend", backend)] {
+        if s.holds_out_of_order() {
+            return Err(FrozenError::OutOfOrder(side));
+        }
     }
     let ts = if client.info.timestamps && backend.info.timestamps {
         let c = peer_ts.client.ok_or(FrozenError::TsvalUnknown("client"))?;
@@ -184,6 +196,7 @@ mod tests {
             info: i,
             mss: 1448,
             timestamp: ts,
+            rmem_alloc: 0,
         }
     }
 
@@ -306,6 +319,19 @@ mod tests {
             splice_from_frozen(id, &x, &b, ts),
             Err(FrozenError::ClientUnacked(1))
         );
+        // Receive memory still charged with nothing in the receive queue:
+        // data beyond a hole the kernel has SACKed.
+        let mut x = a.clone();
+        x.rmem_alloc = 2304;
+        let e = splice_from_frozen(id, &x, &b, ts).unwrap_err();
+        assert_eq!(e, FrozenError::OutOfOrder("client"));
+        assert!(e.is_transient());
+        assert_eq!(e.label(), "client_out_of_order");
+        let mut y = b.clone();
+        y.rmem_alloc = 768;
+        let e = splice_from_frozen(id, &a, &y, ts).unwrap_err();
+        assert_eq!(e, FrozenError::OutOfOrder("backend"));
+        assert_eq!(e.label(), "backend_out_of_order");
         let mut x = a.clone();
         x.info.state = 8;
         let e = splice_from_frozen(id, &x, &b, ts).unwrap_err();

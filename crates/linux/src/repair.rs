@@ -29,6 +29,10 @@ const TCPI_OPT_SACK: u8 = 2;
 const TCPI_OPT_WSCALE: u8 = 4;
 const SIOCINQ: libc::c_ulong = 0x541B;
 const SIOCOUTQ: libc::c_ulong = 0x5411;
+/// `SO_MEMINFO` (asm-generic/socket.h): the socket's `sk_meminfo` array.
+const SO_MEMINFO: i32 = 55;
+/// Entries of the `sk_meminfo` array (`SK_MEMINFO_VARS`).
+const SK_MEMINFO_VARS: usize = 9;
 /// `tcpi_state` of an established connection.
 pub const TCP_ESTABLISHED: u8 = 1;
 
@@ -100,6 +104,20 @@ pub struct SocketState {
     pub mss: u32,
     /// The socket's timestamp clock now (`TCP_TIMESTAMP`): its next TSval.
     pub timestamp: u32,
+    /// Buffer memory charged to the receive side ([`rmem_alloc`]): the
+    /// receive queue's and the out-of-order queue's segments.
+    pub rmem_alloc: u32,
+}
+
+impl SocketState {
+    /// Whether the kernel holds received data beyond `rcv_nxt` (its
+    /// out-of-order queue, which it has SACKed to the peer): nothing is
+    /// left in the receive queue, yet receive memory is still charged.
+    /// Neither TCP_REPAIR nor any other interface reads those bytes, so a
+    /// socket in this state cannot be handed over without losing them.
+    pub fn holds_out_of_order(&self) -> bool {
+        self.recv_queue.is_empty() && self.rmem_alloc != 0
+    }
 }
 
 fn setsockopt<T>(fd: RawFd, level: i32, opt: i32, val: &T, op: &'static str) -> Result<()> {
@@ -313,6 +331,26 @@ pub fn tcp_info(fd: RawFd) -> Result<TcpInfoLite> {
     })
 }
 
+/// Buffer memory (`truesize`) of the segments charged to the socket's
+/// receive side (`SO_MEMINFO`, `SK_MEMINFO_RMEM_ALLOC`): the receive queue
+/// and the out-of-order queue. A segment is uncharged when it is read (or
+/// pruned), so with an empty receive queue ([`inq`] 0) a non-zero value
+/// means data beyond `rcv_nxt` is queued.
+pub fn rmem_alloc(fd: RawFd) -> Result<u32> {
+    let m: [u32; SK_MEMINFO_VARS] =
+        getsockopt(fd, libc::SOL_SOCKET, SO_MEMINFO, "getsockopt(SO_MEMINFO)")?;
+    Ok(m[libc::SK_MEMINFO_RMEM_ALLOC as usize])
+}
+
+/// Whether the kernel queues received data beyond `rcv_nxt` on `fd` (out
+/// of order, SACKed to the peer) while nothing in order is left unread: see
+/// [`SocketState::holds_out_of_order`]. With unread in-order bytes the
+/// answer is `false` (they must be read first).
+pub fn holds_out_of_order(fd: RawFd) -> Result<bool> {
+    let rmem = rmem_alloc(fd)?;
+    Ok(rmem != 0 && inq(fd)? == 0)
+}
+
 /// Bytes in the receive queue not yet read (`SIOCINQ`).
 pub fn inq(fd: RawFd) -> Result<u32> {
     ioctl_int(fd, SIOCINQ, "ioctl(SIOCINQ)")
@@ -415,6 +453,7 @@ pub fn read_state(stream: &TcpStream) -> Result<SocketState> {
             "getsockopt(TCP_MAXSEG)",
         )?,
         timestamp: timestamp(fd)?,
+        rmem_alloc: rmem_alloc(fd)?,
     })
 }
 

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 40, 1);
 const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 40, 2);
 
-/// Two namespaces joined by veth, and a connected (client, server) pair.
-fn connected_pair() -> (Topology, usize, TcpStream, TcpStream) {
+/// Two namespaces joined by veth (the client's and the server's node), and
+/// a connected (client, server) pair.
+fn connected_pair() -> (Topology, [usize; 2], TcpStream, TcpStream) {
     let mut t = Topology::new();
     let c = t.add_node("rc").unwrap();
     let s = t.add_node("rs").unwrap();
@@ -31,7 +32,7 @@ fn connected_pair() -> (Topology, usize, TcpStream, TcpStream) {
     for s in [&client, &server] {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     }
-    (t, c, client, server)
+    (t, [c, s], client, server)
 }
 
 fn pattern(len: usize, salt: u8) -> Vec<u8> {
@@ -54,7 +55,7 @@ fn frozen_seqs_match_bytes_exchanged_and_close_is_silent() {
     if skip_unless_root("frozen_seqs_match_bytes_exchanged_and_close_is_silent") {
         return;
     }
-    let (_t, _c, mut client, mut server) = connected_pair();
+    let (_t, _, mut client, mut server) = connected_pair();
 
     // Round 1: freeze both ends right after the handshake.
     let c0 = FrozenSocket::freeze(client).unwrap();
@@ -128,7 +129,7 @@ fn restored_socket_continues_the_connection() {
     if skip_unless_root("restored_socket_continues_the_connection") {
         return;
     }
-    let (t, c, mut client, mut server) = connected_pair();
+    let (t, [c, _], mut client, mut server) = connected_pair();
     client.write_all(b"hello").unwrap();
     let mut b = [0u8; 5];
     server.read_exact(&mut b).unwrap();
@@ -177,7 +178,7 @@ fn restore_works_while_another_descriptor_holds_the_closed_socket() {
     if skip_unless_root("restore_works_while_another_descriptor_holds_the_closed_socket") {
         return;
     }
-    let (t, c, client, mut server) = connected_pair();
+    let (t, [c, _], client, mut server) = connected_pair();
     let other_reference = client.try_clone().unwrap();
     let frozen = FrozenSocket::freeze(client).unwrap();
     let state = frozen.state().clone();
@@ -200,4 +201,87 @@ fn restore_works_while_another_descriptor_holds_the_closed_socket() {
     server.write_all(b"still").unwrap();
     restored.read_exact(&mut b).unwrap();
     assert_eq!(&b, b"still");
+}
+
+/// Drops arriving segments that start at one sequence number (an nftables
+/// table in the receiver's namespace, deleted when dropped): the receiver
+/// gets the segments after it out of order. (A drop in the sender's output
+/// hook would not do: TCP sees the error and sends the bytes again with
+/// the next ones, in one segment.)
+struct DropSeq<'a> {
+    ns: &'a ftsplice_linux::NetNs,
+    table: String,
+}
+
+impl<'a> DropSeq<'a> {
+    fn new(ns: &'a ftsplice_linux::NetNs, seq: u32) -> DropSeq<'a> {
+        let table = "ftsplice_repair_dropseq".to_string();
+        let chain = "{ type filter hook input priority 0; policy accept; }";
+        let seq = seq.to_string();
+        ns.exec("nft", &["add", "table", "ip", &table]).unwrap();
+        ns.exec("nft", &["add", "chain", "ip", &table, "inp", chain])
+            .unwrap();
+        ns.exec(
+            "nft",
+            &[
+                "add", "rule", "ip", &table, "inp", "tcp", "sequence", &seq, "drop",
+            ],
+        )
+        .unwrap();
+        DropSeq { ns, table }
+    }
+}
+
+impl Drop for DropSeq<'_> {
+    fn drop(&mut self) {
+        let _ = self.ns.exec("nft", &["delete", "table", "ip", &self.table]);
+    }
+}
+
+/// Data beyond a hole sits in the kernel's out-of-order queue, which no
+/// interface reads (not even TCP_REPAIR's queues), yet the kernel has
+/// SACKed it: `holds_out_of_order` sees it, on a live and on a frozen
+/// socket, and stops seeing it once the hole is filled and all was read.
+#[test]
+fn out_of_order_data_is_detected() {
+    if skip_unless_root("out_of_order_data_is_detected") {
+        return;
+    }
+    let (t, [_, s], client, mut server) = connected_pair();
+    client.set_nodelay(true).unwrap();
+    let sfd = server.as_raw_fd();
+    assert_eq!(repair::rmem_alloc(sfd).unwrap(), 0, "idle socket");
+    assert!(!repair::holds_out_of_order(sfd).unwrap());
+
+    let frozen = FrozenSocket::freeze(client).unwrap();
+    let hole = frozen.state().snd_nxt;
+    let mut client = frozen.thaw().unwrap();
+    let x = pattern(300, 1);
+    let y = pattern(500, 2);
+    {
+        let _drop = DropSeq::new(t.node(s), hole);
+        client.write_all(&x).unwrap();
+        client.write_all(&y).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while repair::rmem_alloc(sfd).unwrap() == 0 {
+            assert!(Instant::now() < deadline, "Y never arrived");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(repair::inq(sfd).unwrap(), 0, "nothing in order");
+        assert!(repair::holds_out_of_order(sfd).unwrap());
+        let f = FrozenSocket::freeze(server).unwrap();
+        assert!(f.state().recv_queue.is_empty());
+        assert_eq!(f.state().rcv_nxt, hole, "rcv_nxt stops at the hole");
+        assert!(f.state().holds_out_of_order());
+        server = f.thaw().unwrap();
+    }
+    // The drop rule is gone: the client's retransmission fills the hole.
+    let mut got = vec![0u8; 800];
+    server.read_exact(&mut got).unwrap();
+    assert_eq!(got[..300], x[..]);
+    assert_eq!(got[300..], y[..]);
+    assert_eq!(repair::rmem_alloc(sfd).unwrap(), 0, "everything read");
+    assert!(!repair::holds_out_of_order(sfd).unwrap());
+    let f = FrozenSocket::freeze(server).unwrap();
+    assert!(!f.state().holds_out_of_order());
 }

@@ -10,8 +10,12 @@
 //!    segments are dropped from now on and retransmitted later through the
 //!    splice; pure ACKs still reach our sockets), forward everything read
 //!    from the client, and relay until the two byte streams line up: no
-//!    byte received and not relayed, none sent and not acknowledged, on
-//!    either socket (`frozen::splice_from_frozen`'s conditions);
+//!    byte received and not relayed, none sent and not acknowledged, none
+//!    held out of order, on either socket (`frozen::splice_from_frozen`'s
+//!    conditions). A socket holding data beyond a hole (SACKed to its peer,
+//!    unreadable) lifts the hold until the peer's retransmission fills the
+//!    hole, since the hold would drop that retransmission
+//!    (`OUT_OF_ORDER_LIFTS` times at most, then the connection is relayed);
 //! 5. freeze both sockets with TCP_REPAIR, build the splice (the peers'
 //!    latest TSvals come from the data plane's `ts_seen`), install it,
 //!    replicate it and wait (bounded) for a peer's ack;
@@ -52,6 +56,9 @@ const SETTLE_POLL: Duration = Duration::from_micros(500);
 /// Freeze attempts (a packet can slip in between the last check and the
 /// freeze; the sockets are thawed and the streams settled again).
 const FREEZE_ATTEMPTS: u32 = 20;
+/// Times the hold may be lifted so that a peer can fill a hole in front of
+/// data our socket queued out of order; more, and the connection is relayed.
+const OUT_OF_ORDER_LIFTS: u32 = 4;
 /// Bound of the backend connect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -139,6 +146,11 @@ struct Pair {
     vip: SocketAddrV4,
     ssa: SocketAddrV4,
     backend_addr: SocketAddrV4,
+    /// Bytes read from the client and not yet written to the backend (the
+    /// request head first), and the other way round; a relay in user space
+    /// writes them first.
+    to_backend: Vec<u8>,
+    to_client: Vec<u8>,
 }
 
 fn v4(a: SocketAddr) -> Option<SocketAddrV4> {
@@ -203,7 +215,7 @@ impl Pipeline {
     ) {
         let started = std::time::Instant::now();
         let mut client = Some(client);
-        let (pair, pending) = match self.open(&mut client, listener).await {
+        let pair = match self.open(&mut client, listener).await {
             Ok(x) => x,
             Err(e) => {
                 self.count(e.label());
@@ -228,7 +240,7 @@ impl Pipeline {
             }
         };
         let port = pair.ssa.port();
-        match self.splice(pair, pending).await {
+        match self.splice(pair).await {
             Ok(s) => {
                 self.count("spliced");
                 tracing::info!(
@@ -263,13 +275,13 @@ impl Pipeline {
     }
 
     /// Steps 1-3: head, route, backend connection; the bytes read from the
-    /// client so far come back with the pair. An L4 listener reads nothing:
-    /// its route alone picks the pool.
+    /// client so far come with the pair (`to_backend`). An L4 listener reads
+    /// nothing: its route alone picks the pool.
     async fn open(
         &self,
         slot: &mut Option<tokio::net::TcpStream>,
         listener: Listener,
-    ) -> Result<(Pair, Vec<u8>), Unspliced> {
+    ) -> Result<Pair, Unspliced> {
         let client = slot
             .as_mut()
             .ok_or_else(|| Unspliced::Client("no socket".into()))?;
@@ -349,17 +361,16 @@ impl Pipeline {
                 return Err(Unspliced::Client("no socket".into()));
             }
         };
-        Ok((
-            Pair {
-                client: client_std,
-                backend: backend_stream,
-                client_addr,
-                vip,
-                ssa,
-                backend_addr: backend,
-            },
-            buf,
-        ))
+        Ok(Pair {
+            client: client_std,
+            backend: backend_stream,
+            client_addr,
+            vip,
+            ssa,
+            backend_addr: backend,
+            to_backend: buf,
+            to_client: Vec::new(),
+        })
     }
 
     async fn read_head(
@@ -392,7 +403,7 @@ impl Pipeline {
 
     /// Steps 4-6. On failure the pair comes back (thawed, hold lifted) for
     /// relaying.
-    async fn splice(&self, pair: Pair, pending: Vec<u8>) -> Result<Splice, (String, Option<Pair>)> {
+    async fn splice(&self, pair: Pair) -> Result<Splice, (String, Option<Pair>)> {
         let id = SpliceId::compose(
             ftsplice_proto::ProxyId(self.cfg.id),
             self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -416,7 +427,7 @@ impl Pipeline {
                 Some(pair),
             ));
         }
-        match self.settle_and_freeze(pair, pending, id).await {
+        match self.settle_and_freeze(pair, &provisional).await {
             Ok((splice, fa, fb)) => match self.install(splice.clone()).await {
                 Ok(()) => {
                     {
@@ -487,21 +498,76 @@ impl Pipeline {
     }
 
     /// Relays until the streams line up, then freezes both sockets and
-    /// builds the splice.
+    /// builds the splice. `held` (the provisional splice) is on hold when
+    /// called; the hold is lifted while a socket holds out-of-order data and
+    /// put back once the hole is filled.
     async fn settle_and_freeze(
         &self,
         mut pair: Pair,
-        mut pending: Vec<u8>,
-        id: SpliceId,
+        held: &Splice,
     ) -> Result<(Splice, FrozenSocket, FrozenSocket), (String, Option<Pair>)> {
+        let id = held.id;
         let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
-        let mut back: Vec<u8> = Vec::new();
         let mut attempts = 0;
+        let mut on_hold = true;
+        let mut lifts = 0;
         loop {
-            if let Err(e) = pump(&mut pair, &mut pending, &mut back) {
+            if let Err(e) = pump(&mut pair) {
                 return Err((format!("relaying before the freeze: {e}"), Some(pair)));
             }
-            let settled = pending.is_empty() && back.is_empty() && queues_empty(&pair);
+            // A FIN (it can arrive while the hold is lifted) or RST: a socket
+            // that is not ESTABLISHED does not freeze, and a failed freeze
+            // loses the connection.
+            if let Some(why) = not_established(&pair) {
+                return Err((why, Some(pair)));
+            }
+            let hole = match out_of_order(&pair) {
+                Ok(h) => h,
+                Err(e) => return Err((format!("reading receive memory: {e}"), Some(pair))),
+            };
+            match (hole, on_hold) {
+                (Some(side), true) => {
+                    // The hold would drop the retransmission that fills the
+                    // hole: let data through until it came.
+                    lifts += 1;
+                    self.metrics
+                        .counter(
+                            "ftsplice_hold_lifts_total",
+                            "Holds lifted so that a peer could fill a hole in front of \
+                             data a proxy socket queued out of order, by side",
+                            &[("reason", FrozenError::OutOfOrder(side).label())],
+                        )
+                        .inc();
+                    if lifts > OUT_OF_ORDER_LIFTS {
+                        return Err((
+                            format!(
+                                "the {side} socket still holds out-of-order data after \
+                                 {OUT_OF_ORDER_LIFTS} lifts of the hold"
+                            ),
+                            Some(pair),
+                        ));
+                    }
+                    if let Err(e) = lock(&self.sink).remove(id) {
+                        return Err((format!("lifting the hold: {e}"), Some(pair)));
+                    }
+                    on_hold = false;
+                    tracing::debug!(splice = id.0, side, "out-of-order data: hold lifted");
+                }
+                (None, false) => {
+                    if let Err(e) = lock(&self.sink).hold(held) {
+                        return Err((format!("putting the hold back: {e}"), Some(pair)));
+                    }
+                    on_hold = true;
+                    // Relay what arrived before the hold, then check again.
+                    continue;
+                }
+                _ => {}
+            }
+            let settled = on_hold
+                && hole.is_none()
+                && pair.to_backend.is_empty()
+                && pair.to_client.is_empty()
+                && queues_empty(&pair);
             if !settled {
                 if std::time::Instant::now() > deadline {
                     return Err((
@@ -523,6 +589,7 @@ impl Pipeline {
                 vip,
                 ssa,
                 backend_addr,
+                ..
             } = pair;
             // A socket that fails to freeze is left frozen and closed
             // silently (its peer keeps waiting): the connection is lost.
@@ -601,20 +668,40 @@ fn thaw_pair(fa: FrozenSocket, fb: FrozenSocket, s: &Splice) -> ftsplice_linux::
         vip: s.vip,
         ssa: s.ssa,
         backend_addr: s.backend,
+        to_backend: Vec::new(),
+        to_client: Vec::new(),
     })
 }
 
 /// Moves what can move without blocking: bytes queued on the client side
-/// to the backend (`pending` first) and backend bytes to the client.
-fn pump(pair: &mut Pair, pending: &mut Vec<u8>, back: &mut Vec<u8>) -> io::Result<()> {
+/// to the backend (`to_backend` first) and backend bytes to the client.
+fn pump(pair: &mut Pair) -> io::Result<()> {
     pair.client.set_nonblocking(true)?;
     pair.backend.set_nonblocking(true)?;
     let mut chunk = [0u8; 16 * 1024];
-    read_all(&mut pair.client, pending, &mut chunk)?;
-    write_some(&mut pair.backend, pending)?;
-    read_all(&mut pair.backend, back, &mut chunk)?;
-    write_some(&mut pair.client, back)?;
+    read_all(&mut pair.client, &mut pair.to_backend, &mut chunk)?;
+    write_some(&mut pair.backend, &mut pair.to_backend)?;
+    read_all(&mut pair.backend, &mut pair.to_client, &mut chunk)?;
+    write_some(&mut pair.client, &mut pair.to_client)?;
     Ok(())
+}
+
+/// Why the pair cannot be frozen, if a socket is no longer ESTABLISHED
+/// (its peer sent a FIN or RST).
+fn not_established(p: &Pair) -> Option<String> {
+    for (side, s) in [("client", &p.client), ("backend", &p.backend)] {
+        match repair::tcp_info(s.as_raw_fd()) {
+            Ok(i) if i.state == repair::TCP_ESTABLISHED => {}
+            Ok(i) => {
+                return Some(format!(
+                    "the {side} connection left ESTABLISHED (TCP state {}) before the freeze",
+                    i.state
+                ))
+            }
+            Err(e) => return Some(format!("reading the {side} socket's state: {e}")),
+        }
+    }
+    None
 }
 
 fn read_all(s: &mut TcpStream, into: &mut Vec<u8>, chunk: &mut [u8]) -> io::Result<()> {
@@ -656,10 +743,27 @@ fn queues_empty(p: &Pair) -> bool {
     queues(&p.client) == (0, 0) && queues(&p.backend) == (0, 0)
 }
 
+/// Which socket (`client` first) queues received data beyond a hole while
+/// nothing in order is left to read: bytes its kernel SACKed to the peer,
+/// which no interface reads and a freeze would drop.
+fn out_of_order(p: &Pair) -> ftsplice_linux::Result<Option<&'static str>> {
+    for (side, s) in [("client", &p.client), ("backend", &p.backend)] {
+        if repair::holds_out_of_order(s.as_raw_fd())? {
+            return Ok(Some(side));
+        }
+    }
+    Ok(None)
+}
+
 fn queue_report(p: &Pair) -> String {
     let (ci, co) = queues(&p.client);
     let (bi, bo) = queues(&p.backend);
-    format!("client in {ci} out {co}, backend in {bi} out {bo}")
+    let rmem = |s: &TcpStream| repair::rmem_alloc(s.as_raw_fd()).unwrap_or(u32::MAX);
+    format!(
+        "client in {ci} out {co} rmem {}, backend in {bi} out {bo} rmem {}",
+        rmem(&p.client),
+        rmem(&p.backend)
+    )
 }
 
 /// Relays a connection that could not be spliced until either side ends.
@@ -671,6 +775,12 @@ async fn relay(pair: Pair) {
     let (Ok(mut a), Ok(mut b)) = (conv(pair.client), conv(pair.backend)) else {
         return;
     };
+    // What was read before the splice failed and not yet written.
+    let (to_b, to_a) = tokio::join!(b.write_all(&pair.to_backend), a.write_all(&pair.to_client));
+    if let Err(e) = to_b.and(to_a) {
+        tracing::debug!(client = %pair.client_addr, error = %e, "relay ended");
+        return;
+    }
     if let Err(e) = tokio::io::copy_bidirectional(&mut a, &mut b).await {
         tracing::debug!(client = %pair.client_addr, error = %e, "relay ended");
     }

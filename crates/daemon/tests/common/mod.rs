@@ -2,12 +2,14 @@
 //! own tokio runtime on a thread inside the proxy's namespace, stopped like
 //! a crash: the runtime and the data plane are dropped), a small HTTP
 //! backend (PUT answers the body's SHA-256, GET /blob/N sends N generated
-//! bytes), client helpers, and the shared address plan, topology and
-//! `proxy.toml` template ([`line`]).
+//! bytes), client helpers, the shared address plan, topology and
+//! `proxy.toml` template ([`line`]), and nftables drops and counters
+//! ([`nft`]).
 #![allow(dead_code)]
 #![allow(clippy::disallowed_methods)] // real sockets: waits on the wall clock
 
 mod line;
+pub mod nft;
 pub use line::*;
 
 use ftsplice_daemon::bpf_sink::{BpfSink, Role};
