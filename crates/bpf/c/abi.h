@@ -62,7 +62,8 @@ enum ft_counter {
 	FT_C_SLOW_SYN,        /* SYN on a spliced 4-tuple: slow path */
 	FT_C_SLOW_TRUNCATED,  /* headers shorter than they claim: slow path */
 	FT_C_SLOW_BAD_OPTION, /* malformed TCP option: slow path */
-	FT_C_UNUSED_11,       /* (was: IPv4 options; they are translated now) */
+	FT_C_REDIRECTED_PEER, /* of those redirected (or lb_sent): handed to a
+	                       * veth peer's ingress (bpf_redirect_peer) */
 	FT_C_LB_SENT,         /* lb: sent to a proxy */
 	FT_C_LB_NO_PROXY,     /* lb: no live proxy in the table: stack */
 	FT_C_LB_NOT_VIP,      /* lb: not for the service address: stack */
@@ -96,6 +97,10 @@ struct lb_cfg {
 	__u32 nslots; /* slots in use, 0..=FT_LB_SLOTS */
 	__u32 mode;
 	__u32 burst;
+	/* lb_tc: packets sent out of this device (a veth whose peer is in
+	 * another namespace) go to the peer's ingress directly
+	 * (bpf_redirect_peer); 0: none. */
+	__u32 peer_dev;
 };
 
 /* proxy: the latest TSval seen per incoming 4-tuple (splice_key) of TCP
@@ -117,7 +122,8 @@ struct ts_seen_val {
 #define FT_SEEN_RST 0x04
 
 struct splice_seen {
-	__u64 last_ns; /* bpf_ktime_get_ns() of the latest packet */
+	__u64 first_ns; /* bpf_ktime_get_ns() when the entry was made (not
+	                 * refreshed: `packets` changing is the activity) */
 	__u64 packets; /* translated segments (a GSO packet counts gso_segs), both directions */
 	__u64 flags;   /* FT_SEEN_* (64-bit: BPF atomics need it) */
 };
@@ -128,18 +134,25 @@ struct splice_seen {
  * packet to ssa:port with no splice belongs to the proxy owning the port's
  * partition: `ssa_owner[port]` holds that proxy's address (0: this proxy,
  * or unknown), and the packet is forwarded to it unchanged. */
+#define FT_PEER_DEVS 4
+
 struct proxy_cfg {
 	__be32 ssa;
 	/* The service address (client-side pre-splice redirect); 0: off. */
 	__be32 vip;
+	/* Devices (ifindex; 0: unused) that are veths whose peer is in
+	 * another namespace: a packet redirected out of one is handed to the
+	 * peer's ingress (bpf_redirect_peer), skipping this device's egress
+	 * and a second pass through the CPU's backlog queue. */
+	__u32 peer_dev[FT_PEER_DEVS];
 };
 
-_Static_assert(sizeof(struct proxy_cfg) == 8, "proxy_cfg size");
+_Static_assert(sizeof(struct proxy_cfg) == 24, "proxy_cfg size");
 _Static_assert(sizeof(struct ts_seen_val) == 8, "ts_seen_val size");
 _Static_assert(sizeof(struct splice_seen) == 24, "splice_seen size");
 _Static_assert(sizeof(struct splice_key) == 12, "splice_key size");
 _Static_assert(sizeof(struct splice_val) == 48, "splice_val size");
 _Static_assert(sizeof(struct lb_slot) == 16, "lb_slot size");
-_Static_assert(sizeof(struct lb_cfg) == 16, "lb_cfg size");
+_Static_assert(sizeof(struct lb_cfg) == 20, "lb_cfg size");
 
 #endif

@@ -228,6 +228,27 @@ struct {
 	__type(value, __be32);
 } ssa_owner SEC(".maps");
 
+/* Redirects to the egress of `ifindex`, or, when the control plane listed
+ * it in proxy_cfg.peer_dev (a veth whose peer is in another namespace),
+ * straight to the peer's ingress: the packet skips this device's egress,
+ * the veth transmit and a second trip through the CPU's backlog queue
+ * (valid on TC ingress only, which is where the proxy runs). */
+static __always_inline long ft_redirect(struct __sk_buff *skb, __u32 ifindex)
+{
+	__u32 key = 0;
+	struct proxy_cfg *cfg = bpf_map_lookup_elem(&proxy_cfg, &key);
+	if (cfg && ifindex) {
+#pragma unroll
+		for (int i = 0; i < FT_PEER_DEVS; i++) {
+			if (cfg->peer_dev[i] == ifindex) {
+				ft_count(skb, FT_C_REDIRECTED_PEER);
+				return bpf_redirect_peer(ifindex, 0);
+			}
+		}
+	}
+	return bpf_redirect(ifindex, 0);
+}
+
 /* Decrements the IPv4 TTL, updating the header checksum incrementally
  * (the TTL and protocol bytes form one 16-bit word). */
 static __always_inline void ft_dec_ttl(struct __sk_buff *skb)
@@ -349,7 +370,7 @@ static __noinline int ft_presplice(struct __sk_buff *skb)
 		bpf_skb_store_bytes(skb, 0, s->fib.dmac, ETH_ALEN, 0);
 		bpf_skb_store_bytes(skb, ETH_ALEN, s->fib.smac, ETH_ALEN, 0);
 		ft_count(skb, FT_C_PRESPLICE_REDIRECT);
-		return bpf_redirect(s->fib.ifindex, 0);
+		return ft_redirect(skb, s->fib.ifindex);
 	}
 	__u64 *n = (__u64 *)&s->nh;
 	n[0] = 0;
@@ -364,6 +385,8 @@ static __noinline int ft_presplice(struct __sk_buff *skb)
 #else
 #define FT_RECORD(skb) 0
 #define FT_PRESPLICE(skb) (-1)
+/* The agent runs on TC egress, where bpf_redirect_peer is refused. */
+#define ft_redirect(skb, ifindex) bpf_redirect(ifindex, 0)
 #endif
 
 /* The TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04) of a parsed packet, and
@@ -412,16 +435,14 @@ static __noinline void ft_note_seen(struct __sk_buff *skb, __u64 id, __u32 dir, 
 		f |= dir == FT_DIR_C2S ? FT_SEEN_FIN_C2S : FT_SEEN_FIN_S2C;
 	if (tcp_flags & FT_TCP_RST)
 		f |= FT_SEEN_RST;
-	__u64 now = bpf_ktime_get_ns();
 	struct splice_seen *s = bpf_map_lookup_elem(&splice_seen, &id);
 	if (s) {
-		s->last_ns = now;
 		__sync_fetch_and_add(&s->packets, ft_segs(skb));
-		if (f)
+		if (f && (s->flags & f) != f)
 			__sync_fetch_and_or(&s->flags, f);
 		return;
 	}
-	struct splice_seen n = { .last_ns = now, .packets = ft_segs(skb), .flags = f };
+	struct splice_seen n = { .first_ns = bpf_ktime_get_ns(), .packets = ft_segs(skb), .flags = f };
 	bpf_map_update_elem(&splice_seen, &id, &n, BPF_NOEXIST);
 }
 
@@ -486,7 +507,7 @@ static __always_inline int ft_splice_skb(struct __sk_buff *skb)
 		if (fib.ifindex == skb->ifindex)
 			return TC_ACT_OK;
 #endif
-		return bpf_redirect(fib.ifindex, 0);
+		return ft_redirect(skb, fib.ifindex);
 	}
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
 		struct bpf_redir_neigh nh = {};

@@ -75,7 +75,8 @@ static __always_inline void ft_count(__u32 c, __u32 segs)
 
 /* Chooses the proxy of the frame [data, end) (`segs` wire packets, for the
  * counters) and rewrites its MACs for it. */
-static __always_inline int ft_lb_pick(void *data, void *end, __u32 segs, __u32 *ifindex)
+static __always_inline int ft_lb_pick(void *data, void *end, __u32 segs, __u32 *ifindex,
+				      __u32 *peer_dev)
 {
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP)) {
@@ -146,14 +147,16 @@ static __always_inline int ft_lb_pick(void *data, void *end, __u32 segs, __u32 *
 	__builtin_memcpy(eth->h_source, s->smac, ETH_ALEN);
 	ft_count(FT_C_LB_SENT, segs);
 	*ifindex = s->ifindex;
+	*peer_dev = cfg->peer_dev;
 	return FT_LB_SEND;
 }
 
 SEC("xdp")
 int lb(struct xdp_md *ctx)
 {
-	__u32 ifindex = 0;
-	int r = ft_lb_pick((void *)(long)ctx->data, (void *)(long)ctx->data_end, 1, &ifindex);
+	__u32 ifindex = 0, peer_dev = 0;
+	int r = ft_lb_pick((void *)(long)ctx->data, (void *)(long)ctx->data_end, 1, &ifindex,
+			   &peer_dev);
 	if (r == FT_LB_DROP)
 		return XDP_DROP;
 	if (r != FT_LB_SEND)
@@ -164,17 +167,25 @@ int lb(struct xdp_md *ctx)
 }
 
 /* The same balancer on TC ingress: sent packets leave by the egress of the
- * slot's device (the ingress device itself in a one-armed lb). */
+ * slot's device (the ingress device itself in a one-armed lb), or, when
+ * that device is lb_cfg.peer_dev (a veth whose peer is in another
+ * namespace), go straight to the peer's ingress: no second pass through
+ * this device's egress, the veth transmit and the CPU's backlog queue. */
 SEC("classifier")
 int lb_tc(struct __sk_buff *skb)
 {
 	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
-	__u32 ifindex = 0;
-	int r = ft_lb_pick((void *)(long)skb->data, (void *)(long)skb->data_end, segs, &ifindex);
+	__u32 ifindex = 0, peer_dev = 0;
+	int r = ft_lb_pick((void *)(long)skb->data, (void *)(long)skb->data_end, segs, &ifindex,
+			   &peer_dev);
 	if (r == FT_LB_DROP)
 		return TC_ACT_SHOT;
 	if (r != FT_LB_SEND)
 		return TC_ACT_OK;
+	if (peer_dev && peer_dev == ifindex) {
+		ft_count(FT_C_REDIRECTED_PEER, segs);
+		return bpf_redirect_peer(ifindex, 0);
+	}
 	return bpf_redirect(ifindex, 0);
 }
 

@@ -7,7 +7,7 @@
 
 use crate::bpf_abi::{
     Counter, LbCfg, LbSlot, ProxyCfg, SpliceKey, SpliceSeen, SpliceVal, TsSeenVal, LB_PORTS,
-    LB_SLOTS,
+    LB_SLOTS, PEER_DEVS,
 };
 use crate::objects::{AGENT_OBJ, LB_OBJ, PROXY_OBJ};
 use crate::splice_map;
@@ -285,6 +285,24 @@ impl SplicePlane {
         self.write_cfg()
     }
 
+    /// Devices (ifindex) that are veths whose peer is in another namespace
+    /// (`ftsplice_linux::link::veth_peer_elsewhere`), proxy object only:
+    /// packets redirected out of one go to the peer's ingress
+    /// (`bpf_redirect_peer`). Never list any other device: the kernel drops
+    /// packets redirected that way to it. At most [`PEER_DEVS`].
+    pub fn set_peer_devices(&mut self, devs: &[u32]) -> Result<()> {
+        if devs.len() > PEER_DEVS {
+            return Err(Error::Invalid(format!(
+                "{} peer devices > {PEER_DEVS}",
+                devs.len()
+            )));
+        }
+        let mut all = [0u32; PEER_DEVS];
+        all[..devs.len()].copy_from_slice(devs);
+        self.cfg.peer_dev = all;
+        self.write_cfg()
+    }
+
     fn write_cfg(&mut self) -> Result<()> {
         set_first(&mut self.ebpf, "proxy_cfg", "map proxy_cfg", self.cfg)
     }
@@ -382,22 +400,42 @@ impl SplicePlane {
         packet: &[u8],
         ctx: Option<&[u8]>,
     ) -> Result<TestRun> {
+        self.test_run_repeat(name, packet, ctx, 1).map(|(r, _)| r)
+    }
+
+    /// Runs program `name` `repeat` times on one skb holding `packet`
+    /// (each run sees what the previous one wrote) and returns the last
+    /// run's verdict and bytes with the kernel's mean time per run. The
+    /// cost figure `benches/program_cost.rs` reports; it excludes the
+    /// syscall, and what the verdict sets in motion (a redirect's
+    /// transmission) is not run.
+    pub fn test_run_repeat(
+        &self,
+        name: &'static str,
+        packet: &[u8],
+        ctx: Option<&[u8]>,
+        repeat: u32,
+    ) -> Result<(TestRun, core::time::Duration)> {
         let prog = self.classifier(name)?;
         let mut out = vec![0u8; packet.len() + 256];
         let opts = TestRunOptions {
             data_in: Some(packet),
             data_out: Some(&mut out),
             ctx_in: ctx,
+            repeat: repeat.max(1),
             ..TestRunOptions::default()
         };
         let r = prog
             .test_run(opts)
             .map_err(|source| Error::Program { name, source })?;
         out.truncate(r.data_size_out as usize);
-        Ok(TestRun {
-            retval: r.return_value,
-            packet: out,
-        })
+        Ok((
+            TestRun {
+                retval: r.return_value,
+                packet: out,
+            },
+            r.duration,
+        ))
     }
 }
 
@@ -579,6 +617,16 @@ impl LbPlane {
     /// Runs `lb_tc` once on `packet` through BPF_PROG_TEST_RUN (its
     /// verdict is a TC action).
     pub fn test_run_tc(&self, packet: &[u8]) -> Result<TestRun> {
+        self.test_run_tc_repeat(packet, 1).map(|(r, _)| r)
+    }
+
+    /// `lb_tc` `repeat` times on one skb: the last run's result and the
+    /// kernel's mean time per run (see [`SplicePlane::test_run_repeat`]).
+    pub fn test_run_tc_repeat(
+        &self,
+        packet: &[u8],
+        repeat: u32,
+    ) -> Result<(TestRun, core::time::Duration)> {
         let name = "lb_tc";
         let prog: &SchedClassifier = self
             .ebpf
@@ -590,16 +638,20 @@ impl LbPlane {
         let opts = TestRunOptions {
             data_in: Some(packet),
             data_out: Some(&mut out),
+            repeat: repeat.max(1),
             ..TestRunOptions::default()
         };
         let r = prog
             .test_run(opts)
             .map_err(|source| Error::Program { name, source })?;
         out.truncate(r.data_size_out as usize);
-        Ok(TestRun {
-            retval: r.return_value,
-            packet: out,
-        })
+        Ok((
+            TestRun {
+                retval: r.return_value,
+                packet: out,
+            },
+            r.duration,
+        ))
     }
 
     /// Runs `lb` once on `packet` through BPF_PROG_TEST_RUN.

@@ -102,6 +102,7 @@ fn each_proxy_keeps_what_the_lb_sends_it_and_redirects_the_rest_at_unequal_weigh
             nslots: 0,
             mode: LB_MODE_FLOW,
             burst: 0,
+            peer_dev: 0,
         };
         lb.configure(cfg, &slots).unwrap();
         let mut rng = SplitMix64::new(0xc11e);

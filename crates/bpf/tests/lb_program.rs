@@ -53,6 +53,7 @@ fn cfg(mode: u32, burst: u32) -> LbCfg {
         nslots: 0,
         mode,
         burst,
+        peer_dev: 0,
     }
 }
 
@@ -253,5 +254,36 @@ fn port_mode_sends_to_the_port_owner_else_by_flow_hash() {
             seen.insert(got);
         }
         assert_eq!(seen.len(), 2);
+    });
+}
+
+#[test]
+fn tc_entry_hands_packets_to_the_veth_peer_only_for_the_configured_device() {
+    if skip_unless_root("tc_entry_hands_packets_to_the_veth_peer_only_for_the_configured_device") {
+        return;
+    }
+    let input = Seg::new(
+        SocketAddrV4::new(Ipv4Addr::new(198, 18, 7, 9), 5555),
+        SocketAddrV4::new(VIP, 80),
+    )
+    .frame();
+    with_lb(|lb| {
+        // The table's slots send out of ifindex 1.
+        for (peer_dev, peer) in [(0, 0), (9, 0), (1, 3)] {
+            let before = lb.counters().unwrap();
+            let c = LbCfg {
+                peer_dev,
+                ..cfg(LB_MODE_FLOW, 0)
+            };
+            lb.configure(c, &table()).unwrap();
+            for _ in 0..3 {
+                let tc = lb.test_run_tc(&input).unwrap();
+                assert_eq!(tc.retval, TC_ACT_REDIRECT);
+                assert_eq!(tc.packet[12..], input[12..], "only MACs change");
+            }
+            let d = lb.counters().unwrap().since(&before);
+            assert_eq!(d.get(Counter::LbSent), 3);
+            assert_eq!(d.get(Counter::RedirectedPeer), peer, "peer_dev {peer_dev}");
+        }
     });
 }

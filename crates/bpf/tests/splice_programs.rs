@@ -317,7 +317,7 @@ fn splice_seen_counts_packets_fins_and_resets() {
         p.test_run("proxy_ingress", &c2s.frame()).unwrap();
         let v = p.seen(s.id).unwrap().unwrap();
         assert_eq!((v.packets, v.flags), (1, 0));
-        assert!(v.last_ns > 0);
+        assert!(v.first_ns > 0);
         let mut fin = Seg::new(s.backend, s.ssa);
         fin.flags = ACK | 0x01;
         p.test_run("proxy_ingress", &fin.frame()).unwrap();
@@ -526,6 +526,65 @@ fn presplice_packets_to_another_proxys_ssa_port_are_forwarded_to_it() {
             assert_eq!((r.retval, r.packet), (TC_ACT_OK, f));
         }
         assert_eq!(p.counters().unwrap().get(Counter::PresliceRedirect), 1);
+    })
+    .unwrap();
+}
+
+#[test]
+fn translated_packets_go_to_the_veth_peer_only_out_of_listed_devices() {
+    if skip_unless_root("translated_packets_go_to_the_veth_peer_only_out_of_listed_devices") {
+        return;
+    }
+    const TC_ACT_REDIRECT: u32 = 7;
+    let s = splice();
+    // The backend (the client-to-server packets' new destination) is a
+    // permanent neighbour on d0.
+    let ns = NetNs::new("peer").unwrap();
+    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
+        .unwrap();
+    ns.ip(&["addr", "add", "198.18.2.1/24", "dev", "d0"])
+        .unwrap();
+    for d in ["d0", "d1"] {
+        ns.ip(&["link", "set", d, "up"]).unwrap();
+    }
+    let backend = s.backend.ip().to_string();
+    ns.ip(&[
+        "neigh",
+        "add",
+        &backend,
+        "lladdr",
+        "02:00:00:00:00:09",
+        "dev",
+        "d0",
+        "nud",
+        "permanent",
+    ])
+    .unwrap();
+    ns.sysctl("net.ipv4.ip_forward", "1").unwrap();
+    let d0 = ns.ifindex("d0").unwrap();
+    let d1 = ns.ifindex("d1").unwrap();
+    ns.run(|| {
+        let mut p = SplicePlane::load(SpliceRole::Proxy).unwrap();
+        p.install(&s).unwrap();
+        let mut c2s = Seg::new(s.client, s.vip);
+        c2s.payload = b"x".to_vec();
+        let frame = c2s.frame();
+        let mut first = None;
+        for (devs, peer) in [(vec![], 0), (vec![d1], 0), (vec![d1, d0], 1), (vec![], 0)] {
+            p.set_peer_devices(&devs).unwrap();
+            let before = p.counters().unwrap();
+            let r = p.test_run("proxy_ingress", &frame).unwrap();
+            assert_eq!(r.retval, TC_ACT_REDIRECT);
+            assert_eq!(r.packet[..6], [2, 0, 0, 0, 0, 9], "to the backend's MAC");
+            assert!(checksums_ok(&r.packet));
+            let d = p.counters().unwrap().since(&before);
+            assert_eq!(d.get(Counter::Redirected), 1);
+            assert_eq!(d.get(Counter::RedirectedPeer), peer, "{devs:?}");
+            // splice_seen counts packets; its time stamp is the first one.
+            let seen = p.seen(s.id).unwrap().unwrap();
+            assert_eq!(*first.get_or_insert(seen.first_ns), seen.first_ns);
+        }
+        assert!(p.set_peer_devices(&[1, 2, 3, 4, 5]).is_err());
     })
     .unwrap();
 }

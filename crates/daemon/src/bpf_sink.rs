@@ -27,13 +27,19 @@ fn other(e: ftsplice_bpf::Error) -> SinkError {
 }
 
 impl BpfSink {
-    /// Loads the `role`'s program and attaches it to every device.
+    /// Loads the `role`'s program and attaches it to every device. The
+    /// proxy hands packets it redirects out of a veth whose peer is in
+    /// another namespace straight to the peer (`bpf_redirect_peer`).
     pub fn attach(role: SpliceRole, devices: &[String]) -> Result<BpfSink, SinkError> {
         let mut plane = SplicePlane::load(role).map_err(other)?;
         for d in devices {
             plane
                 .attach(d)
                 .map_err(|e| SinkError::Other(format!("attaching to {d}: {e}")))?;
+        }
+        if role == SpliceRole::Proxy {
+            let peers = peer_devices(devices);
+            plane.set_peer_devices(&peers).map_err(other)?;
         }
         Ok(BpfSink {
             plane,
@@ -49,6 +55,25 @@ impl BpfSink {
     pub fn is_empty(&self) -> bool {
         self.installed.is_empty()
     }
+}
+
+/// The ifindexes of `devices` that are veths with their peer in another
+/// namespace (at most `PEER_DEVS`; the rest use a plain redirect).
+fn peer_devices(devices: &[String]) -> Vec<u32> {
+    let mut out = Vec::new();
+    for d in devices {
+        match ftsplice_linux::link::veth_peer_elsewhere(d) {
+            Ok(Some(i)) if out.len() < ftsplice_bpf::bpf_abi::PEER_DEVS => {
+                tracing::info!(device = %d, "veth: redirecting to its peer directly");
+                out.push(i);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(device = %d, error = %e, "device kind unknown: plain redirect")
+            }
+        }
+    }
+    out
 }
 
 impl SpliceSink for BpfSink {
@@ -131,11 +156,7 @@ impl SpliceSink for BpfSink {
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
         match self.plane.counters() {
-            Ok(c) => Counter::ALL
-                .iter()
-                .filter(|&&k| k != Counter::Unused11)
-                .map(|&k| (k.name(), c.get(k)))
-                .collect(),
+            Ok(c) => Counter::ALL.iter().map(|&k| (k.name(), c.get(k))).collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "reading BPF counters");
                 Vec::new()

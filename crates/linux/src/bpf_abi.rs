@@ -74,8 +74,9 @@ pub const SEEN_RST: u64 = 0x04;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[repr(C)]
 pub struct SpliceSeen {
-    /// `bpf_ktime_get_ns()` of the latest packet.
-    pub last_ns: u64,
+    /// `bpf_ktime_get_ns()` when the entry was made (not refreshed per
+    /// packet: a change of `packets` is what tells activity).
+    pub first_ns: u64,
     /// Translated segments (a GSO packet counts `gso_segs`), both directions.
     pub packets: u64,
     /// `SEEN_*` bits.
@@ -94,7 +95,14 @@ pub struct ProxyCfg {
     pub ssa: [u8; 4],
     /// The service address (client-side pre-splice redirect); 0: off.
     pub vip: [u8; 4],
+    /// Devices (ifindex; 0: unused) that are veths whose peer is in another
+    /// namespace: packets the proxy redirects out of one go straight to the
+    /// peer's ingress (`bpf_redirect_peer`).
+    pub peer_dev: [u32; PEER_DEVS],
 }
+
+/// Entries of [`ProxyCfg::peer_dev`].
+pub const PEER_DEVS: usize = 4;
 
 /// Capacity of the lb slot table (`proto::lb::SLOTS`).
 pub const LB_SLOTS: usize = 4096;
@@ -125,6 +133,10 @@ pub struct LbCfg {
     pub nslots: u32,
     pub mode: u32,
     pub burst: u32,
+    /// `lb_tc` sends packets leaving by this device (a veth whose peer is
+    /// in another namespace) straight to the peer's ingress
+    /// (`bpf_redirect_peer`); 0: none.
+    pub peer_dev: u32,
 }
 
 // SAFETY: repr(C), integers and byte arrays only, no padding (sizes below
@@ -137,19 +149,19 @@ unsafe impl aya::Pod for SpliceVal {}
 unsafe impl aya::Pod for LbSlot {}
 // SAFETY: as above; 8 bytes with no padding.
 unsafe impl aya::Pod for TsSeenVal {}
-// SAFETY: as above; 8 bytes with no padding.
+// SAFETY: as above; 24 bytes with no padding.
 unsafe impl aya::Pod for ProxyCfg {}
 // SAFETY: as above; 24 bytes with no padding.
 unsafe impl aya::Pod for SpliceSeen {}
-// SAFETY: as above; 16 bytes with no padding.
+// SAFETY: as above; 20 bytes with no padding.
 unsafe impl aya::Pod for LbCfg {}
 
 const _: () = assert!(core::mem::size_of::<SpliceKey>() == 12);
 const _: () = assert!(core::mem::size_of::<SpliceVal>() == 48);
 const _: () = assert!(core::mem::size_of::<LbSlot>() == 16);
-const _: () = assert!(core::mem::size_of::<LbCfg>() == 16);
+const _: () = assert!(core::mem::size_of::<LbCfg>() == 20);
 const _: () = assert!(core::mem::size_of::<TsSeenVal>() == 8);
-const _: () = assert!(core::mem::size_of::<ProxyCfg>() == 8);
+const _: () = assert!(core::mem::size_of::<ProxyCfg>() == 24);
 const _: () = assert!(core::mem::size_of::<SpliceSeen>() == 24);
 
 /// Indices of the per-CPU `counters` array (`enum ft_counter`).
@@ -167,8 +179,9 @@ pub enum Counter {
     SlowSyn,
     SlowTruncated,
     SlowBadOption,
-    /// Unused index (IPv4 options are translated, not a slow path).
-    Unused11,
+    /// Of the redirected (or `LbSent`) packets, those handed straight to
+    /// a veth peer's ingress (`bpf_redirect_peer`, see [`ProxyCfg::peer_dev`]).
+    RedirectedPeer,
     LbSent,
     LbNoProxy,
     LbNotVip,
@@ -194,7 +207,7 @@ impl Counter {
         Counter::SlowSyn,
         Counter::SlowTruncated,
         Counter::SlowBadOption,
-        Counter::Unused11,
+        Counter::RedirectedPeer,
         Counter::LbSent,
         Counter::LbNoProxy,
         Counter::LbNotVip,
@@ -218,7 +231,7 @@ impl Counter {
             Counter::SlowSyn => "slow_syn",
             Counter::SlowTruncated => "slow_truncated",
             Counter::SlowBadOption => "slow_bad_option",
-            Counter::Unused11 => "unused_11",
+            Counter::RedirectedPeer => "redirected_peer",
             Counter::LbSent => "lb_sent",
             Counter::LbNoProxy => "lb_no_proxy",
             Counter::LbNotVip => "lb_not_vip",

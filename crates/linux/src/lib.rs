@@ -10,6 +10,7 @@ pub mod arp;
 pub mod bpf_abi;
 mod cmd;
 mod error;
+pub mod link;
 mod netns;
 mod privilege;
 pub mod repair;

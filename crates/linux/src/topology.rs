@@ -175,7 +175,8 @@ impl Topology {
 
     /// Adds a switch: a node whose namespace holds the Linux bridge
     /// [`BRIDGE`] (no STP, no forwarding delay, no multicast snooping, so
-    /// ports forward at once and gratuitous ARP floods to every port).
+    /// ports forward at once and gratuitous ARP floods to every port; no
+    /// netfilter calls from the bridge).
     pub fn add_switch(&mut self, tag: &str) -> Result<usize> {
         let sw = self.add_node(tag)?;
         let ns = &self.nodes[sw];
@@ -193,6 +194,23 @@ impl Topology {
             "0",
         ])?;
         ns.ip(&["link", "set", BRIDGE, "up"])?;
+        // A switch, not a firewall: with br_netfilter loaded, every frame
+        // crossing the bridge would also run the namespace's IPv4/IPv6/ARP
+        // netfilter hooks (`bridge-nf-call-*` default to 1 in each new
+        // namespace), a per-crossing CPU cost no hardware switch has and
+        // that paths with more crossings would pay more of. Per namespace;
+        // `-e`: absent without br_netfilter, nothing to turn off then.
+        ns.exec(
+            "sysctl",
+            &[
+                "-q",
+                "-e",
+                "-w",
+                "net.bridge.bridge-nf-call-iptables=0",
+                "net.bridge.bridge-nf-call-ip6tables=0",
+                "net.bridge.bridge-nf-call-arptables=0",
+            ],
+        )?;
         self.switches.push(sw);
         Ok(sw)
     }
@@ -373,6 +391,15 @@ mod tests {
             .ip(&["-o", "link", "show", "master", BRIDGE])
             .unwrap();
         assert_eq!(brif.lines().count(), 3, "{brif}");
+        // No netfilter calls from the bridge (where br_netfilter exists).
+        let nf = t
+            .node(sw)
+            .exec(
+                "sysctl",
+                &["-e", "-n", "net.bridge.bridge-nf-call-iptables"],
+            )
+            .unwrap();
+        assert!(nf.trim().is_empty() || nf.trim() == "0", "{nf}");
     }
 
     #[test]

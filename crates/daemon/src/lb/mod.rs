@@ -205,6 +205,9 @@ struct Lb {
     info: IfaceInfo,
     plane: LbPlane,
     data_mode: u32,
+    /// `LbCfg::peer_dev`: the interface when `lb_tc` may hand packets to
+    /// its veth peer directly, else 0.
+    peer_dev: u32,
     control: LbControl,
     pair: Option<LbPair>,
     active: bool,
@@ -249,13 +252,28 @@ pub async fn run(
         XdpMode::Native => Some(Some(true)),
         XdpMode::Generic => Some(Some(false)),
     };
+    let mut peer_dev = 0;
     match native {
         Some(native) => plane
             .attach_mode(&iface, native)
             .with_context(|| format!("attaching the XDP lb to {iface}"))?,
-        None => plane
-            .attach_tc(&iface)
-            .with_context(|| format!("attaching the lb to TC ingress of {iface}"))?,
+        None => {
+            plane
+                .attach_tc(&iface)
+                .with_context(|| format!("attaching the lb to TC ingress of {iface}"))?;
+            // A one-armed lb on a veth whose peer (the switch port) is in
+            // another namespace sends to the peer's ingress directly.
+            match ftsplice_linux::link::veth_peer_elsewhere(&iface) {
+                Ok(Some(i)) if i == info.ifindex => {
+                    tracing::info!(interface = %iface, "veth: redirecting to its peer directly");
+                    peer_dev = i;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(interface = %iface, error = %e, "device kind unknown: plain redirect")
+                }
+            }
+        }
     }
     let hb_listen = std::net::UdpSocket::bind(cfg.heartbeat_listen)
         .with_context(|| format!("key 'heartbeat.listen': binding {}", cfg.heartbeat_listen))?;
@@ -296,6 +314,7 @@ pub async fn run(
         info,
         plane,
         data_mode,
+        peer_dev,
         control,
         active: false,
         pair,
@@ -653,6 +672,7 @@ impl Lb {
             nslots: 0,
             mode: self.data_mode,
             burst: self.cfg.burst,
+            peer_dev: self.peer_dev,
         };
         let slots = if self.active {
             let table = SlotTable::build(self.control.table_members());
