@@ -1,6 +1,7 @@
 /* Shared TC glue: parse Ethernet/IPv4/TCP, look the 4-tuple up, translate,
  * fix the TCP checksum with the kernel's helpers, and forward by fib lookup
- * (or hand the translated packet to the stack when the lookup fails). With
+ * (remembered per CPU for 50 ms: the next-hop cache below), or hand the
+ * translated packet to the stack when the lookup fails. With
  * FT_EGRESS defined (the agent, on TC egress), a packet whose route leaves
  * by the device it is already leaving goes on with new MACs, unredirected.
  *
@@ -420,6 +421,40 @@ static __noinline int ft_hold(struct __sk_buff *skb, __u32 l4_off, __u32 hlen)
 }
 
 
+/* Next-hop cache: per CPU, the last successful FIB lookup of each slot
+ * (hashed from source, destination and arrival device), trusted for
+ * FT_NH_TTL_NS. A lookup walks policy rules, tables and the neighbour
+ * table on every packet of a flow that leaves by the same next hop; the
+ * cache reads one entry instead. A route or neighbour (MAC) change
+ * therefore reaches the packets of a splice within FT_NH_TTL_NS. Failed
+ * lookups and unresolved neighbours are not cached. */
+#define FT_NH_BITS 8
+#define FT_NH_TTL_NS (50ULL * 1000 * 1000)
+
+struct ft_nh {
+	__u64 stamp; /* bpf_ktime_get_coarse_ns() of the lookup */
+	__be32 saddr;
+	__be32 daddr;
+	__u32 in_if;
+	__u32 out_if;
+	__u8 dmac[ETH_ALEN];
+	__u8 smac[ETH_ALEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1 << FT_NH_BITS);
+	__type(key, __u32);
+	__type(value, struct ft_nh);
+} nh_cache SEC(".maps");
+
+static __always_inline struct ft_nh *ft_nh_slot(__be32 saddr, __be32 daddr, __u32 in_if)
+{
+	__u32 h = (daddr ^ (saddr * 0x9e3779b1u) ^ in_if) * 0x9e3779b1u;
+	__u32 key = h >> (32 - FT_NH_BITS);
+	return bpf_map_lookup_elem(&nh_cache, &key);
+}
+
 /* Notes a translated packet of splice `id` for the control plane (its TCP
  * flags are unchanged by translation). */
 static __noinline void ft_note_seen(struct __sk_buff *skb, __u64 id, __u32 dir, __u32 l4_off)
@@ -481,43 +516,72 @@ static __always_inline int ft_splice_skb(struct __sk_buff *skb)
 	bpf_l4_csum_replace(skb, csum_off, 0, ft_csum_diff(cs.pseudo), BPF_F_PSEUDO_HDR);
 	bpf_l4_csum_replace(skb, csum_off, 0, ft_csum_diff(cs.l4), 0);
 
-	struct bpf_fib_lookup fib = {};
-	fib.family = AF_INET;
-	fib.l4_protocol = IPPROTO_TCP;
-	fib.ipv4_src = saddr;
-	fib.ipv4_dst = daddr;
-	fib.ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
-	long rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		/* The checksum helpers invalidated packet pointers: re-derive. */
-		void *data = (void *)(long)skb->data;
-		void *end = (void *)(long)skb->data_end;
-		struct ethhdr *eth = data;
+	__u32 in_if = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
+	__u32 out_if;
+	struct ft_nh *nh = ft_nh_slot(saddr, daddr, in_if);
+	__u64 now = bpf_ktime_get_coarse_ns();
+	/* The checksum helpers invalidated packet pointers: re-derive. */
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end) {
+		ft_count(skb, FT_C_FIB_STACK);
+		return TC_ACT_OK;
+	}
+	if (nh && nh->daddr == daddr && nh->saddr == saddr && nh->in_if == in_if &&
+	    now - nh->stamp < FT_NH_TTL_NS) {
+		__builtin_memcpy(eth->h_dest, nh->dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, nh->smac, ETH_ALEN);
+		out_if = nh->out_if;
+	} else {
+		struct bpf_fib_lookup fib = {};
+		fib.family = AF_INET;
+		fib.l4_protocol = IPPROTO_TCP;
+		fib.ipv4_src = saddr;
+		fib.ipv4_dst = daddr;
+		fib.ifindex = in_if;
+		long rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+		if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+			struct bpf_redir_neigh rn = {};
+			rn.nh_family = AF_INET;
+			rn.ipv4_nh = fib.ipv4_dst;
+			ft_count(skb, FT_C_REDIRECTED);
+			return bpf_redirect_neigh(fib.ifindex, &rn, sizeof(rn), 0);
+		}
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
+			ft_count(skb, FT_C_FIB_STACK);
+			return TC_ACT_OK;
+		}
+		/* The helper call invalidated packet pointers too. */
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+		eth = data;
 		if ((void *)(eth + 1) > end) {
 			ft_count(skb, FT_C_FIB_STACK);
 			return TC_ACT_OK;
 		}
 		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
 		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-		ft_count(skb, FT_C_REDIRECTED);
+		out_if = fib.ifindex;
+		if (nh) {
+			nh->daddr = daddr;
+			nh->saddr = saddr;
+			nh->in_if = in_if;
+			nh->out_if = out_if;
+			__builtin_memcpy(nh->dmac, fib.dmac, ETH_ALEN);
+			__builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
+			nh->stamp = now;
+		}
+	}
+	ft_count(skb, FT_C_REDIRECTED);
 #ifdef FT_EGRESS
-		/* Already on its way out of the right device: carry on. A
-		 * redirect would queue it to this device's egress again, and
-		 * run this program a second time. */
-		if (fib.ifindex == skb->ifindex)
-			return TC_ACT_OK;
+	/* Already on its way out of the right device: carry on. A redirect
+	 * would queue it to this device's egress again, and run this program
+	 * a second time. */
+	if (out_if == skb->ifindex)
+		return TC_ACT_OK;
 #endif
-		return ft_redirect(skb, fib.ifindex);
-	}
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		struct bpf_redir_neigh nh = {};
-		nh.nh_family = AF_INET;
-		nh.ipv4_nh = fib.ipv4_dst;
-		ft_count(skb, FT_C_REDIRECTED);
-		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
-	}
-	ft_count(skb, FT_C_FIB_STACK);
-	return TC_ACT_OK;
+	return ft_redirect(skb, out_if);
 }
 
 #endif

@@ -34,6 +34,9 @@
 #define FT_MAX_WSCALE 14
 #define FT_TS_LEN 10
 #define FT_MAX_SACK_BLOCKS 4
+/* NOP, NOP, timestamp: the option bytes of every segment Linux sends
+ * once timestamps are on (SYNs and SACK-carrying ACKs aside). */
+#define FT_TS_ONLY_LEN 12
 /* At most 40 option bytes: as many iterations as bytes bounds the walk. */
 #define FT_MAX_OPT_ITERS 40
 
@@ -255,7 +258,16 @@ static __always_inline int ft_translate(struct __sk_buff *skb, __u32 l3_off, __u
 		if (bpf_skb_load_bytes(skb, opt_off, w.b, n))
 			return FT_SLOW_TRUNCATED;
 		opt_old = ft_sum_opts(w.b);
-		bpf_loop(FT_MAX_OPT_ITERS, ft_opt_step, &w, 0);
+		if (n == FT_TS_ONLY_LEN && w.b[0] == FT_TCPOPT_NOP && w.b[1] == FT_TCPOPT_NOP &&
+		    w.b[2] == FT_TCPOPT_TS && w.b[3] == FT_TS_LEN) {
+			/* What Linux puts on every segment but SYNs: the walk
+			 * would step over the two NOPs, handle the timestamp
+			 * and end; take only the timestamp step. */
+			w.off = 2;
+			ft_opt_step(0, &w);
+		} else {
+			bpf_loop(FT_MAX_OPT_ITERS, ft_opt_step, &w, 0);
+		}
 		if (w.verdict != FT_OK)
 			return w.verdict;
 		opt_new = ft_sum_opts(w.b);

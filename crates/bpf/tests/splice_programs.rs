@@ -588,3 +588,65 @@ fn translated_packets_go_to_the_veth_peer_only_out_of_listed_devices() {
     })
     .unwrap();
 }
+
+#[test]
+#[allow(clippy::disallowed_methods)] // waits out the kernel-side cache lifetime
+fn a_neighbour_change_reaches_spliced_packets_within_the_next_hop_cache_ttl() {
+    if skip_unless_root("a_neighbour_change_reaches_spliced_packets_within_the_next_hop_cache_ttl")
+    {
+        return;
+    }
+    let s = splice();
+    let ns = NetNs::new("nhc").unwrap();
+    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
+        .unwrap();
+    ns.ip(&["addr", "add", "198.18.2.1/24", "dev", "d0"])
+        .unwrap();
+    for d in ["d0", "d1"] {
+        ns.ip(&["link", "set", d, "up"]).unwrap();
+    }
+    let backend = s.backend.ip().to_string();
+    let neigh = |mac: &str| {
+        ns.ip(&[
+            "neigh",
+            "replace",
+            &backend,
+            "lladdr",
+            mac,
+            "dev",
+            "d0",
+            "nud",
+            "permanent",
+        ])
+        .unwrap();
+    };
+    neigh("02:00:00:00:00:09");
+    ns.sysctl("net.ipv4.ip_forward", "1").unwrap();
+    let mut c2s = Seg::new(s.client, s.vip);
+    c2s.payload = b"x".to_vec();
+    let frame = c2s.frame();
+    let p = ns
+        .run(|| {
+            let mut p = SplicePlane::load(SpliceRole::Proxy).unwrap();
+            p.install(&s).unwrap();
+            for _ in 0..3 {
+                let r = p.test_run("proxy_ingress", &frame).unwrap();
+                assert_eq!(r.packet[..6], [2, 0, 0, 0, 0, 9]);
+            }
+            p
+        })
+        .unwrap();
+    neigh("02:00:00:00:00:0a");
+    // The cache trusts an entry for 50 ms.
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    ns.run(|| {
+        for _ in 0..3 {
+            let r = p.test_run("proxy_ingress", &frame).unwrap();
+            assert_eq!(r.packet[..6], [2, 0, 0, 0, 0, 0x0a], "the new MAC");
+            assert!(checksums_ok(&r.packet));
+        }
+        // Without a route nothing is cached either: to the stack.
+        assert_eq!(p.counters().unwrap().get(Counter::FibStack), 0);
+    })
+    .unwrap();
+}

@@ -378,6 +378,14 @@ fn cases() -> Vec<(&'static str, &'static str, Direction, Vec<u8>, Want)> {
     let mut p = pk("wrap", S2C);
     p.opts = [ts(0xffff_ff80, 0x10), sack(&[(0x10, 0x30)])].concat();
     add("s2c-sack-ts-wrap", "wrap", S2C, p.bytes(), Want::Ok);
+    // Timestamps alone (NOP, NOP, TS: the BPF fast path) wrapping.
+    let mut p = pk("wrap", C2S);
+    p.opts = ts(0x200, 0xffff_ffff);
+    add("c2s-ts-only-wrap", "wrap", C2S, p.bytes(), Want::Ok);
+    let mut p = pk("wrap", S2C);
+    p.opts = ts(0xffff_ff80, 0x10);
+    p.payload = b"z".to_vec();
+    add("s2c-ts-only-wrap", "wrap", S2C, p.bytes(), Want::Ok);
     let mut p = pk("base", C2S);
     p.flags = FIN | ACK;
     p.payload = b"bye".to_vec();
