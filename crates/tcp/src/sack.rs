@@ -45,6 +45,11 @@ impl TxSeg {
     fn in_flight(&self) -> bool {
         !self.sacked && (!self.lost || self.retrans)
     }
+
+    /// Presumed lost and not yet resent (and not SACKed since).
+    fn awaits_retransmit(&self) -> bool {
+        self.lost && !self.retrans && !self.sacked
+    }
 }
 
 /// What a cumulative ACK did to the queue.
@@ -82,12 +87,24 @@ impl Delivery<'_> {
     }
 }
 
-/// The scoreboard.
+/// The scoreboard. `pipe`, the SACKed count and the retransmitted count
+/// are kept up to date on every change, so an ACK that only advances
+/// SND.UNA costs O(segments it acknowledges), not O(queue).
 #[derive(Clone, Debug, Default)]
 pub struct Scoreboard {
     segs: VecDeque<TxSeg>,
     pipe: usize,
     sacked_segs: usize,
+    /// Segments in the queue that were ever retransmitted.
+    retx_segs: usize,
+    /// Segments awaiting retransmission (lost, not resent, not SACKed).
+    lost_segs: usize,
+    /// Some first transmission was recorded earlier than the one before
+    /// it (a caller's clock going backwards); until the queue drains,
+    /// send times are not known to increase along it.
+    unordered: bool,
+    /// Send time of the latest first transmission.
+    last_first_sent: Option<Instant>,
     /// Index before which no segment awaits retransmission.
     retx_hint: usize,
 }
@@ -120,6 +137,12 @@ impl Scoreboard {
 
     /// Records a first transmission.
     pub fn push(&mut self, start: SeqNum, end: SeqNum, fin: bool, now: Instant) {
+        if self.segs.is_empty() {
+            self.unordered = false;
+        } else {
+            self.unordered |= self.last_first_sent.is_some_and(|t| now < t);
+        }
+        self.last_first_sent = Some(now);
         let seg = TxSeg {
             start,
             end,
@@ -157,16 +180,26 @@ impl Scoreboard {
                     d.report(first);
                 }
                 out.segs_acked += 1;
+                if first.in_flight() {
+                    self.pipe -= first.len();
+                }
+                self.sacked_segs -= usize::from(first.sacked);
+                self.retx_segs -= usize::from(first.ever_retrans);
+                self.lost_segs -= usize::from(first.awaits_retransmit());
                 self.segs.pop_front();
                 self.retx_hint = self.retx_hint.saturating_sub(1);
             } else {
                 if first.start < una {
+                    if first.in_flight() {
+                        self.pipe -= una.since(first.start);
+                    }
                     first.start = una;
                 }
                 break;
             }
         }
-        self.recompute_pipe();
+        #[cfg(debug_assertions)]
+        self.check_counts();
         out
     }
 
@@ -216,11 +249,19 @@ impl Scoreboard {
         let mut marked = 0;
         let mut lowest = None;
         let mut wait: Option<Duration> = None;
+        // First transmissions are sent in order, so once one was not sent
+        // before the latest delivered segment, no later one was: unless a
+        // retransmission (sent later than its place in the queue) is in
+        // the queue, the scan stops there.
+        let ordered = self.retx_segs == 0 && !self.unordered;
         for (i, s) in self.segs.iter_mut().enumerate() {
             if s.sacked || (s.lost && !s.retrans) {
                 continue;
             }
             if !sent_after(xmit, xmit_end, s.sent_at, s.end) {
+                if ordered {
+                    break;
+                }
                 continue;
             }
             let due = s.sent_at + rtt + reo_wnd;
@@ -260,7 +301,7 @@ impl Scoreboard {
     /// Whether any unSACKed segment is presumed lost and awaits
     /// retransmission.
     pub fn any_lost(&self) -> bool {
-        self.segs.iter().any(|s| s.lost && !s.retrans && !s.sacked)
+        self.lost_segs > 0
     }
 
     /// Marks the first unSACKed segment lost (fast retransmit, NewReno
@@ -320,9 +361,12 @@ impl Scoreboard {
     /// Records the retransmission of segment `i`.
     pub fn on_retransmit(&mut self, i: usize, now: Instant) {
         if let Some(s) = self.segs.get_mut(i) {
-            if !s.in_flight() {
+            // In flight again unless SACKed meanwhile.
+            if !s.in_flight() && !s.sacked {
                 self.pipe += s.len();
             }
+            self.retx_segs += usize::from(!s.ever_retrans);
+            self.lost_segs -= usize::from(s.awaits_retransmit());
             s.retrans = true;
             s.ever_retrans = true;
             s.sent_at = now;
@@ -331,12 +375,15 @@ impl Scoreboard {
 
     /// Highest SACKed sequence number.
     pub fn highest_sacked(&self) -> Option<SeqNum> {
+        if self.sacked_segs == 0 {
+            return None;
+        }
         self.segs.iter().rev().find(|s| s.sacked).map(|s| s.end)
     }
 
     /// Whether any segment is SACKed.
     pub fn any_sacked(&self) -> bool {
-        self.segs.iter().any(|s| s.sacked)
+        self.sacked_segs > 0
     }
 
     /// Bytes of unSACKed, lost-and-not-resent segments.
@@ -348,17 +395,35 @@ impl Scoreboard {
             .sum()
     }
 
-    fn recompute_pipe(&mut self) {
-        let mut pipe = 0;
-        let mut sacked = 0;
+    /// (pipe, SACKed, lost awaiting retransmission) counted from scratch.
+    fn count(&self) -> (usize, usize, usize) {
+        let (mut pipe, mut sacked, mut lost) = (0, 0, 0);
         for s in &self.segs {
             if s.in_flight() {
                 pipe += s.len();
             }
             sacked += usize::from(s.sacked);
+            lost += usize::from(s.awaits_retransmit());
         }
-        self.pipe = pipe;
-        self.sacked_segs = sacked;
+        (pipe, sacked, lost)
+    }
+
+    fn recompute_pipe(&mut self) {
+        (self.pipe, self.sacked_segs, self.lost_segs) = self.count();
+    }
+
+    /// The counters kept up to date incrementally match a recount.
+    #[cfg(debug_assertions)]
+    fn check_counts(&self) {
+        let retx = self.segs.iter().filter(|s| s.ever_retrans).count();
+        debug_assert_eq!(
+            (self.pipe, self.sacked_segs, self.lost_segs, self.retx_segs),
+            {
+                let (p, s, l) = self.count();
+                (p, s, l, retx)
+            },
+            "scoreboard counters drifted"
+        );
     }
 }
 

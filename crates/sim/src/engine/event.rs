@@ -13,6 +13,7 @@
 
 use super::time::SimTime;
 use std::cmp::Ordering;
+use std::collections::binary_heap::PeekMut;
 use std::collections::{BinaryHeap, VecDeque};
 
 /// Marks a heap key whose event is the head of a lane, not a slab slot.
@@ -141,16 +142,26 @@ impl<E> EventQueue<E> {
 
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
         loop {
-            let k = self.heap.pop()?;
+            let mut top = self.heap.peek_mut()?;
+            let k = *top;
             let e = if k.src & LANE != 0 {
                 let lane = k.src & !LANE;
-                let q = self.lanes.get_mut(lane as usize)?;
+                let Some(q) = self.lanes.get_mut(lane as usize) else {
+                    PeekMut::pop(top);
+                    continue;
+                };
                 let e = q.pop_front().map(|(_, _, e)| e);
-                if let Some(&(at, seq, _)) = q.front() {
-                    self.heap.push(Key::new(at, seq, LANE | lane));
+                // The lane's next event takes its head's place in the heap:
+                // one sift instead of a pop and a push.
+                match q.front() {
+                    Some(&(at, seq, _)) => *top = Key::new(at, seq, LANE | lane),
+                    None => {
+                        PeekMut::pop(top);
+                    }
                 }
                 e
             } else {
+                PeekMut::pop(top);
                 let e = self.slab.get_mut(k.src as usize).and_then(Option::take);
                 self.free.push(k.src);
                 e

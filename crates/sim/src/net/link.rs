@@ -88,10 +88,17 @@ impl LinkDrop {
 /// One direction's transmitter state.
 #[derive(Clone, Debug)]
 pub struct LinkDir {
-    pub cfg: LinkConfig,
+    cfg: LinkConfig,
     /// When the transmitter finishes everything queued so far.
     busy_until: SimTime,
     pub stats: DirStats,
+    /// Per-frame constants of `cfg`, computed once: the queue's capacity
+    /// and the propagation delay in nanoseconds.
+    cap_ns: u64,
+    delay_ns: u64,
+    /// The last frame length serialized and its time: frames come in a few
+    /// sizes (full segments, ACKs), so this saves a division per frame.
+    last_ser: (usize, u64),
 }
 
 impl LinkDir {
@@ -100,7 +107,22 @@ impl LinkDir {
             cfg,
             busy_until: SimTime::ZERO,
             stats: DirStats::default(),
+            cap_ns: serialization_ns(cfg.queue_bytes, cfg.bandwidth_bps),
+            delay_ns: nanos(cfg.delay),
+            last_ser: (0, serialization_ns(0, cfg.bandwidth_bps)),
         }
+    }
+
+    pub fn cfg(&self) -> &LinkConfig {
+        &self.cfg
+    }
+
+    /// Time to clock `wire` bytes out.
+    fn ser_ns(&mut self, wire: usize) -> u64 {
+        if self.last_ser.0 != wire {
+            self.last_ser = (wire, serialization_ns(wire, self.cfg.bandwidth_bps));
+        }
+        self.last_ser.1
     }
 
     /// Enqueues a frame of `len` bytes at `now`: its arrival time at the far
@@ -111,12 +133,10 @@ impl LinkDir {
         len: usize,
         rng: &mut Rng,
     ) -> Result<SimTime, LinkDrop> {
-        let wire = len + self.cfg.overhead_bytes;
-        let ser = serialization_ns(wire, self.cfg.bandwidth_bps);
+        let ser = self.ser_ns(len + self.cfg.overhead_bytes);
         let start = self.busy_until.max(now);
         let backlog = start.0 - now.0;
-        let cap = serialization_ns(self.cfg.queue_bytes, self.cfg.bandwidth_bps);
-        if self.cfg.bandwidth_bps != 0 && backlog + ser > cap {
+        if self.cfg.bandwidth_bps != 0 && backlog + ser > self.cap_ns {
             self.stats.dropped_queue += 1;
             return Err(LinkDrop::QueueFull);
         }
@@ -127,7 +147,7 @@ impl LinkDir {
         }
         self.stats.frames += 1;
         self.stats.bytes += len as u64;
-        Ok(self.busy_until.add_nanos(nanos(self.cfg.delay)))
+        Ok(self.busy_until.add_nanos(self.delay_ns))
     }
 
     /// Bytes waiting or on the wire at `now`.
