@@ -534,7 +534,23 @@ impl Sim {
             return;
         }
         if slot.cpu.per_packet.is_zero() {
-            self.handle(to.node, to.iface, frame);
+            // A switch forwarding a unicast frame: the same steps as its
+            // handler, without a handler context or a timer to re-arm.
+            let port = match slot.transparent {
+                true => slot
+                    .node
+                    .as_any()
+                    .downcast_ref::<Switch>()
+                    .and_then(|sw| sw.unicast_port(&frame, to.iface)),
+                false => None,
+            };
+            match port {
+                Some(port) => {
+                    self.stats.handled += 1;
+                    self.transmit(to.node, port, frame);
+                }
+                None => self.handle(to.node, to.iface, frame),
+            }
             return;
         }
         let service = slot.node.service_time(&frame, slot.cpu.per_packet);

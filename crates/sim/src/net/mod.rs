@@ -3,5 +3,6 @@
 pub mod link;
 pub mod node;
 pub mod pcap;
+pub mod pool;
 pub mod switch;
 pub mod udp;

@@ -42,6 +42,17 @@ impl Switch {
     pub fn port_of(&self, addr: Ipv4Addr) -> Option<IfaceId> {
         self.table.get(&addr).copied()
     }
+
+    /// The port an IP frame to one station leaves by, when forwarding it is
+    /// all that happens (the engine's fast path); `None` for everything
+    /// [`Node::handle_frame`] must see (announcements, broadcasts, unknown
+    /// stations, the ingress port).
+    pub fn unicast_port(&self, frame: &Frame, ingress: IfaceId) -> Option<IfaceId> {
+        match (frame.kind, frame.l2_dst) {
+            (FrameKind::Ip, L2Dst::Host(addr)) => self.port_of(addr).filter(|&p| p != ingress),
+            _ => None,
+        }
+    }
 }
 
 impl Default for Switch {

@@ -11,6 +11,7 @@ use super::agent::Agent;
 use super::http::{BodyOpts, ClientApp, Job, ServerApp};
 use super::tcpip;
 use crate::net::node::{Ctx, Frame, FrameKind, IfaceId, Node};
+use crate::net::pool;
 use crate::net::udp;
 use crate::FastMap;
 use core::any::Any;
@@ -222,6 +223,7 @@ impl Endpoint {
             }
             while let Some(seg) = slot.conn.poll_transmit(now) {
                 let bytes = tcpip::emit(self.addr, *slot.conn.remote().ip(), &seg);
+                slot.conn.recycle(seg);
                 send(ctx, &mut self.agent, &mut self.egress, bytes);
             }
             ev = slot.conn.poll_event();
@@ -369,6 +371,7 @@ impl Node for Endpoint {
             },
             _ => ctx.stats().drop("endpoint: not tcp"),
         }
+        pool::give(frame.bytes);
     }
 
     fn handle_timeout(&mut self, ctx: &mut Ctx<'_>) {

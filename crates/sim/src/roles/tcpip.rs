@@ -27,7 +27,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, ftsplice_wire::Error> {
 /// be emitted: over-long options or > 64 KiB, which the endpoint never
 /// produces; the caller drops an empty packet).
 pub fn emit<P: AsRef<[u8]>>(src: Ipv4Addr, dst: Ipv4Addr, seg: &Segment<P>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(20 + 60 + seg.payload.as_ref().len());
+    let mut out = crate::net::pool::take(20 + 60 + seg.payload.as_ref().len());
     if emit_datagram(src, dst, 0, seg, &mut out).is_err() {
         out.clear();
     }

@@ -151,6 +151,9 @@ pub struct Connection {
     pending_rst: Option<Segment>,
     events: VecDeque<Event>,
     stats: Stats,
+    /// A payload buffer handed back by [`Connection::recycle`], reused for
+    /// the next data segment instead of allocating one.
+    spare: Vec<u8>,
 }
 
 impl Connection {
@@ -232,6 +235,7 @@ impl Connection {
             pending_rst: None,
             events: VecDeque::new(),
             stats: Stats::default(),
+            spare: Vec::new(),
             cfg,
         }
     }
@@ -397,6 +401,23 @@ impl Connection {
             });
         }
         self.enter_closed();
+    }
+
+    /// Hands back a segment from [`Connection::poll_transmit`] once the
+    /// caller is done with it, so its payload buffer serves the next data
+    /// segment (optional: saves an allocation per segment).
+    pub fn recycle(&mut self, seg: Segment) {
+        if seg.payload.capacity() > self.spare.capacity() {
+            self.spare = seg.payload;
+        }
+    }
+
+    /// An empty payload buffer with room for `len` bytes.
+    pub(super) fn payload_buf(&mut self, len: usize) -> Vec<u8> {
+        let mut v = core::mem::take(&mut self.spare);
+        v.clear();
+        v.reserve(len);
+        v
     }
 
     /// Next event for the application.

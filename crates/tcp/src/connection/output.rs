@@ -126,7 +126,7 @@ impl Connection {
         self.force_retx = false;
         let s = *self.board.get(i)?;
         let data_len = s.len() - usize::from(s.fin);
-        let mut payload = Vec::with_capacity(data_len);
+        let mut payload = self.payload_buf(data_len);
         self.send_buf
             .copy_range(s.start.since(self.snd_una), data_len, &mut payload);
         let mut flags = Flags::ACK;
@@ -202,7 +202,7 @@ impl Connection {
 
     /// Sends `len` new bytes at SND.NXT (with FIN if `fin`).
     fn send_data(&mut self, now: Instant, len: usize, fin: bool) -> Segment {
-        let mut payload = Vec::with_capacity(len);
+        let mut payload = self.payload_buf(len);
         let in_flight = self.snd_nxt.since(self.snd_una);
         self.send_buf.copy_range(in_flight, len, &mut payload);
         let mut flags = Flags::ACK;
