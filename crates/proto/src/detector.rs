@@ -101,6 +101,10 @@ pub struct FailureDetector {
     stats: DetectorStats,
     /// The receiver's watermark, once it reports one (see the module docs).
     listened: Option<Instant>,
+    /// When the longest-silent live proxy was last heard: recomputed when
+    /// a heartbeat or a timeout changes the peers, so `poll_timeout`
+    /// (asked after every packet a driver handles) is O(1).
+    oldest_live: Option<Instant>,
 }
 
 impl FailureDetector {
@@ -111,7 +115,17 @@ impl FailureDetector {
             events: VecDeque::new(),
             stats: DetectorStats::default(),
             listened: None,
+            oldest_live: None,
         }
+    }
+
+    fn update_oldest_live(&mut self) {
+        self.oldest_live = self
+            .peers
+            .values()
+            .filter(|p| p.up)
+            .map(|p| p.last_heard)
+            .min();
     }
 
     /// The receiver has handed over every datagram that arrived before
@@ -167,6 +181,11 @@ impl FailureDetector {
 
     /// Handles a decoded heartbeat received at `now`.
     pub fn handle_heartbeat(&mut self, now: Instant, hb: &Heartbeat) {
+        self.apply_heartbeat(now, hb);
+        self.update_oldest_live();
+    }
+
+    fn apply_heartbeat(&mut self, now: Instant, hb: &Heartbeat) {
         let fresh = Peer {
             up: true,
             epoch: hb.epoch,
@@ -217,12 +236,7 @@ impl FailureDetector {
         if self.listened.is_some() {
             return None;
         }
-        let dead_after = self.cfg.dead_after();
-        self.peers
-            .values()
-            .filter(|p| p.up)
-            .map(|p| p.last_heard + dead_after)
-            .min()
+        self.oldest_live.map(|t| t + self.cfg.dead_after())
     }
 
     /// Declares down every live proxy silent for `missed · interval` (up
@@ -241,6 +255,7 @@ impl FailureDetector {
                 self.events.push_back(DetectorEvent::ProxyDown { id });
             }
         }
+        self.update_oldest_live();
     }
 
     /// Next membership event, in the order they happened.

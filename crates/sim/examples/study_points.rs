@@ -27,7 +27,13 @@ fn parse(spec: &str) -> Option<point::Point> {
         ["dsn", c, rate, n] => {
             let cfg = dsn06::CONFIGS.get(c.parse::<usize>().ok()?)?;
             let bytes = dsn06::sweep(Scale::Paper).bytes;
-            Some(dsn06::point(1, cfg, rate.parse().ok()?, n.parse().ok()?, bytes))
+            Some(dsn06::point(
+                1,
+                cfg,
+                rate.parse().ok()?,
+                n.parse().ok()?,
+                bytes,
+            ))
         }
         ["srds", scale, i] => {
             let scale = match *scale {
@@ -35,7 +41,9 @@ fn parse(spec: &str) -> Option<point::Point> {
                 "quick" => Scale::Quick,
                 _ => Scale::Budget,
             };
-            srds06::points(1, scale).get(i.parse::<usize>().ok()?).cloned()
+            srds06::points(1, scale)
+                .get(i.parse::<usize>().ok()?)
+                .cloned()
         }
         _ => None,
     }

@@ -55,6 +55,9 @@ mod tests {
         give(Vec::with_capacity(MAX_CAPACITY + 1));
         give(w);
         let x = take(10);
-        assert!(x.capacity() <= MAX_CAPACITY, "oversized buffers are not kept");
+        assert!(
+            x.capacity() <= MAX_CAPACITY,
+            "oversized buffers are not kept"
+        );
     }
 }
