@@ -49,6 +49,18 @@ impl SendBuffer {
         self.data.drain(..n);
     }
 
+    /// The `len` bytes starting `offset` bytes after the front, if they are
+    /// all held and contiguous in memory (not wrapping around the ring).
+    pub fn slice(&self, offset: usize, len: usize) -> Option<&[u8]> {
+        let end = offset.checked_add(len)?;
+        let (a, b) = self.data.as_slices();
+        if end <= a.len() {
+            return a.get(offset..end);
+        }
+        let (o, e) = (offset.checked_sub(a.len())?, end - a.len());
+        b.get(o..e)
+    }
+
     /// Appends `len` bytes starting `offset` bytes after the front to `out`.
     pub fn copy_range(&self, offset: usize, len: usize, out: &mut Vec<u8>) {
         let end = (offset + len).min(self.data.len());
@@ -156,6 +168,31 @@ mod tests {
         b.copy_range(20, 1, &mut out);
         assert!(out.is_empty());
         assert_eq!(b.len(), 9);
+    }
+
+    #[test]
+    fn send_buffer_slices_are_the_copied_ranges_when_contiguous() {
+        let mut b = SendBuffer::new(10);
+        assert_eq!(b.write(b"0123456789"), 10);
+        b.consume(6);
+        assert_eq!(b.write(b"abcdef"), 6);
+        let mut some = 0;
+        for off in 0..12 {
+            for len in 0..12 {
+                let mut out = Vec::new();
+                b.copy_range(off, len, &mut out);
+                if let Some(s) = b.slice(off, len) {
+                    assert_eq!(s, &out[..], "{off}+{len}");
+                    assert_eq!(s.len(), len);
+                    some += 1;
+                } else {
+                    assert!(off + len > b.len() || len > 0, "{off}+{len}");
+                }
+            }
+        }
+        assert!(some > 10);
+        assert_eq!(b.slice(3, 8), None, "beyond the held bytes");
+        assert_eq!(b.slice(10, 0), Some(&[][..]));
     }
 
     #[test]

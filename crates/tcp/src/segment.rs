@@ -94,6 +94,22 @@ pub struct Segment<P = Vec<u8>> {
     pub payload: P,
 }
 
+impl<P> Segment<P> {
+    /// The same header with `payload`.
+    pub fn with_payload<Q>(self, payload: Q) -> Segment<Q> {
+        Segment {
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            window: self.window,
+            options: self.options,
+            payload,
+        }
+    }
+}
+
 impl<P: AsRef<[u8]>> Segment<P> {
     /// Sequence space the segment occupies (payload + SYN + FIN).
     pub fn seq_len(&self) -> usize {

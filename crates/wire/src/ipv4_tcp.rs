@@ -46,11 +46,15 @@ pub fn emit_ipv4_tcp(ip: &Ipv4Repr, tcp: &TcpRepr<'_>, out: &mut Vec<u8>) -> Res
     if total > usize::from(u16::MAX) {
         return Err(Error::BufferTooSmall);
     }
-    out.resize(start + total, 0);
+    // Headers zeroed, then the payload appended (not zeroed first: a
+    // segment's payload is most of the datagram).
+    out.reserve(total);
+    out.resize(start + ip.buffer_len() + tcp.header_len(), 0);
+    out.extend_from_slice(tcp.payload);
     let buf = &mut out[start..];
     let result = ip
         .emit(&mut Ipv4Packet::new_unchecked(&mut *buf))
-        .and_then(|()| tcp.emit(&mut buf[ip.buffer_len()..], ip.src_addr, ip.dst_addr));
+        .and_then(|()| tcp.emit_header(&mut buf[ip.buffer_len()..], ip.src_addr, ip.dst_addr));
     if result.is_err() {
         out.truncate(start);
     }

@@ -339,9 +339,22 @@ impl<'a> TcpRepr<'a> {
         if buf.len() != self.buffer_len() {
             return Err(Error::BufferTooSmall);
         }
+        buf[self.header_len()..].copy_from_slice(self.payload);
+        self.emit_header(buf, src, dst)
+    }
+
+    /// [`TcpRepr::emit`] into a buffer that already holds the payload after
+    /// [`TcpRepr::header_len`] zeroed bytes (the header is written and the
+    /// checksum computed over the whole buffer).
+    pub(crate) fn emit_header(&self, buf: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result<()> {
+        if self.options.buffer_len() > MAX_OPTIONS_LEN {
+            return Err(Error::OptionsTooLong);
+        }
+        if buf.len() != self.buffer_len() {
+            return Err(Error::BufferTooSmall);
+        }
         let hl = self.header_len();
         self.options.emit(&mut buf[field::OPTIONS..hl])?;
-        buf[hl..].copy_from_slice(self.payload);
         let mut p = TcpPacket::new_unchecked(buf);
         p.set_src_port(self.src_port);
         p.set_dst_port(self.dst_port);

@@ -221,9 +221,11 @@ impl Endpoint {
                     s.on_event(now, &mut slot.conn, ev, ctx.stats(), &mut self.scratch)
                 }
             }
-            while let Some(seg) = slot.conn.poll_transmit(now) {
-                let bytes = tcpip::emit(self.addr, *slot.conn.remote().ip(), &seg);
-                slot.conn.recycle(seg);
+            let (addr, remote) = (self.addr, *slot.conn.remote().ip());
+            while let Some(bytes) = slot
+                .conn
+                .poll_transmit_with(now, |seg| tcpip::emit(addr, remote, seg))
+            {
                 send(ctx, &mut self.agent, &mut self.egress, bytes);
             }
             ev = slot.conn.poll_event();

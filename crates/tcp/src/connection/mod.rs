@@ -151,8 +151,8 @@ pub struct Connection {
     pending_rst: Option<Segment>,
     events: VecDeque<Event>,
     stats: Stats,
-    /// A payload buffer handed back by [`Connection::recycle`], reused for
-    /// the next data segment instead of allocating one.
+    /// Where [`Connection::poll_transmit_with`] copies a payload that wraps
+    /// around the send buffer's end (kept, so it is allocated once).
     spare: Vec<u8>,
 }
 
@@ -401,23 +401,6 @@ impl Connection {
             });
         }
         self.enter_closed();
-    }
-
-    /// Hands back a segment from [`Connection::poll_transmit`] once the
-    /// caller is done with it, so its payload buffer serves the next data
-    /// segment (optional: saves an allocation per segment).
-    pub fn recycle(&mut self, seg: Segment) {
-        if seg.payload.capacity() > self.spare.capacity() {
-            self.spare = seg.payload;
-        }
-    }
-
-    /// An empty payload buffer with room for `len` bytes.
-    pub(super) fn payload_buf(&mut self, len: usize) -> Vec<u8> {
-        let mut v = core::mem::take(&mut self.spare);
-        v.clear();
-        v.reserve(len);
-        v
     }
 
     /// Next event for the application.

@@ -14,15 +14,63 @@ use crate::options::{
 use crate::segment::{Flags, Segment};
 use crate::seq::SeqNum;
 
+/// The next segment, before its payload is taken from the send buffer.
+enum Out {
+    /// A segment built elsewhere (a reset).
+    Owned(Segment),
+    /// A header, and `(offset, len)`: the payload's bytes in the send
+    /// buffer, counted from SND.UNA's byte.
+    Built(Segment<()>, Option<(usize, usize)>),
+}
+
 impl Connection {
     /// The next segment to send, if any. Call until `None`.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Segment> {
+        Some(match self.next_segment(now)? {
+            Out::Owned(seg) => seg,
+            Out::Built(hdr, None) => hdr.with_payload(Vec::new()),
+            Out::Built(hdr, Some((offset, len))) => {
+                let mut payload = Vec::with_capacity(len);
+                self.send_buf.copy_range(offset, len, &mut payload);
+                hdr.with_payload(payload)
+            }
+        })
+    }
+
+    /// Like [`Connection::poll_transmit`], but hands the segment to `f`
+    /// with its payload borrowed from the send buffer (copied only when it
+    /// wraps around the buffer's end), and returns what `f` made of it: a
+    /// caller that serializes segments saves a copy and an allocation per
+    /// segment.
+    pub fn poll_transmit_with<R>(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(&Segment<&[u8]>) -> R,
+    ) -> Option<R> {
+        Some(match self.next_segment(now)? {
+            Out::Owned(seg) => f(&seg.as_borrowed()),
+            Out::Built(hdr, None) => f(&hdr.with_payload(&[][..])),
+            Out::Built(hdr, Some((offset, len))) => match self.send_buf.slice(offset, len) {
+                Some(payload) => f(&hdr.with_payload(payload)),
+                None => {
+                    let mut payload = core::mem::take(&mut self.spare);
+                    payload.clear();
+                    self.send_buf.copy_range(offset, len, &mut payload);
+                    let r = f(&hdr.with_payload(&payload[..]));
+                    self.spare = payload;
+                    r
+                }
+            },
+        })
+    }
+
+    fn next_segment(&mut self, now: Instant) -> Option<Out> {
         if self.frozen {
             return None;
         }
         if let Some(rst) = self.pending_rst.take() {
             self.stats.segments_sent += 1;
-            return Some(rst);
+            return Some(Out::Owned(rst));
         }
         match self.state {
             State::Closed => None,
@@ -31,7 +79,7 @@ impl Connection {
         }
     }
 
-    fn transmit_syn(&mut self, now: Instant) -> Option<Segment> {
+    fn transmit_syn(&mut self, now: Instant) -> Option<Out> {
         if !self.syn_due {
             return None;
         }
@@ -83,7 +131,7 @@ impl Connection {
             self.rto_at = Some(now + self.rtt.rto());
         }
         self.stats.segments_sent += 1;
-        Some(Segment {
+        let seg = Segment {
             src_port: self.local.port(),
             dst_port: self.remote.port(),
             seq: self.iss,
@@ -91,11 +139,12 @@ impl Connection {
             flags,
             window: window as u16,
             options,
-            payload: Vec::new(),
-        })
+            payload: (),
+        };
+        Some(Out::Built(seg, None))
     }
 
-    fn transmit_synchronized(&mut self, now: Instant) -> Option<Segment> {
+    fn transmit_synchronized(&mut self, now: Instant) -> Option<Out> {
         if self.state != State::TimeWait {
             if let Some(seg) = self.retransmit_lost(now) {
                 return Some(seg);
@@ -107,17 +156,17 @@ impl Connection {
                 self.probe_due = false;
                 self.stats.window_probes += 1;
                 let seq = self.snd_una - 1;
-                return Some(self.build(now, seq, Flags::ACK, Vec::new()));
+                return Some(Out::Built(self.build(now, seq, Flags::ACK, 0), None));
             }
         }
         if self.ack_now {
             let seq = self.snd_nxt;
-            return Some(self.build(now, seq, Flags::ACK, Vec::new()));
+            return Some(Out::Built(self.build(now, seq, Flags::ACK, 0), None));
         }
         None
     }
 
-    fn retransmit_lost(&mut self, now: Instant) -> Option<Segment> {
+    fn retransmit_lost(&mut self, now: Instant) -> Option<Out> {
         let i = self.board.next_lost()?;
         if !self.force_retx && self.pipe() >= self.cc.cwnd() {
             self.cwnd_limited = true;
@@ -126,9 +175,7 @@ impl Connection {
         self.force_retx = false;
         let s = *self.board.get(i)?;
         let data_len = s.len() - usize::from(s.fin);
-        let mut payload = self.payload_buf(data_len);
-        self.send_buf
-            .copy_range(s.start.since(self.snd_una), data_len, &mut payload);
+        let data = self.data_range(s.start.since(self.snd_una), data_len);
         let mut flags = Flags::ACK;
         if s.fin {
             flags |= Flags::FIN;
@@ -136,7 +183,7 @@ impl Connection {
         if data_len > 0 {
             flags |= Flags::PSH;
         }
-        let seg = self.build(now, s.start, flags, payload);
+        let seg = self.build(now, s.start, flags, data.map_or(0, |d| d.1));
         self.board.on_retransmit(i, now);
         if let Some(u) = self.undo.as_mut() {
             u.retrans += 1;
@@ -149,10 +196,17 @@ impl Connection {
         if self.rto_at.is_none() {
             self.rto_at = Some(now + self.rtt.rto());
         }
-        Some(seg)
+        Some(Out::Built(seg, data))
     }
 
-    fn send_new(&mut self, now: Instant) -> Option<Segment> {
+    /// The send buffer's bytes `offset..offset + len` as they are now (the
+    /// part of them it holds, as `copy_range` copies), if any.
+    fn data_range(&self, offset: usize, len: usize) -> Option<(usize, usize)> {
+        let end = (offset + len).min(self.send_buf.len());
+        (offset < end).then(|| (offset, end - offset))
+    }
+
+    fn send_new(&mut self, now: Instant) -> Option<Out> {
         if self.fin_seq.is_some() {
             return None;
         }
@@ -201,10 +255,9 @@ impl Connection {
     }
 
     /// Sends `len` new bytes at SND.NXT (with FIN if `fin`).
-    fn send_data(&mut self, now: Instant, len: usize, fin: bool) -> Segment {
-        let mut payload = self.payload_buf(len);
+    fn send_data(&mut self, now: Instant, len: usize, fin: bool) -> Out {
         let in_flight = self.snd_nxt.since(self.snd_una);
-        self.send_buf.copy_range(in_flight, len, &mut payload);
+        let data = self.data_range(in_flight, len);
         let mut flags = Flags::ACK;
         if fin {
             flags |= Flags::FIN;
@@ -214,7 +267,7 @@ impl Connection {
             flags |= Flags::PSH;
         }
         let start = self.snd_nxt;
-        let seg = self.build(now, start, flags, payload);
+        let seg = self.build(now, start, flags, data.map_or(0, |d| d.1));
         let end = start + len + usize::from(fin);
         self.board.push(start, end, fin, now);
         self.snd_nxt = end;
@@ -226,7 +279,7 @@ impl Connection {
         if self.rto_at.is_none() {
             self.rto_at = Some(now + self.rtt.rto());
         }
-        seg
+        Out::Built(seg, data)
     }
 
     /// SACK blocks to attach to a full-sized segment.
@@ -238,15 +291,16 @@ impl Connection {
         (self.ooo.num_ranges() + usize::from(self.dsack.is_some())).min(max)
     }
 
-    /// Builds a segment with the current ACK, window, timestamp and as many
-    /// SACK blocks as fit next to `payload` within the MSS.
+    /// Builds a segment header with the current ACK, window, timestamp and
+    /// as many SACK blocks as fit next to `payload_len` bytes within the
+    /// MSS.
     pub(super) fn build(
         &mut self,
         now: Instant,
         seq: SeqNum,
         flags: Flags,
-        payload: Vec<u8>,
-    ) -> Segment {
+        payload_len: usize,
+    ) -> Segment<()> {
         let mut options = TcpOptions::default();
         let mut opt_len = 0;
         if self.ts_ok {
@@ -262,7 +316,7 @@ impl Connection {
         if wanted > 0 {
             let room = self
                 .send_mss
-                .saturating_sub(payload.len())
+                .saturating_sub(payload_len)
                 .min(MAX_OPTIONS_LEN)
                 .saturating_sub(opt_len);
             let fit = (1..=wanted)
@@ -296,7 +350,7 @@ impl Connection {
             flags,
             window,
             options,
-            payload,
+            payload: (),
         }
     }
 

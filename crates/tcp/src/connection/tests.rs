@@ -139,6 +139,33 @@ fn pair() -> (Connection, Connection, Instant) {
 }
 
 #[test]
+fn transmit_with_borrowed_payload_matches_owned_segments() {
+    let (mut c1, _, t) = pair();
+    let (mut c2, _, _) = pair();
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(c1.send(&data), c2.send(&data));
+    let mut now = t;
+    // New data, then the retransmission after a timeout.
+    for _ in 0..2 {
+        let mut n = 0;
+        loop {
+            let owned = c1.poll_transmit(now);
+            let borrowed = c2.poll_transmit_with(now, |seg| seg.to_owned_segment());
+            assert_eq!(owned, borrowed);
+            if owned.is_none() {
+                break;
+            }
+            n += 1;
+        }
+        assert!(n > 0);
+        now = c1.poll_timeout().expect("rto");
+        assert_eq!(c2.poll_timeout(), Some(now));
+        c1.handle_timeout(now);
+        c2.handle_timeout(now);
+    }
+}
+
+#[test]
 fn duplicate_data_is_reported_by_dsack() {
     let (mut c, mut s, t) = pair();
     assert_eq!(c.send(&[7u8; 3000]), 3000);
