@@ -47,10 +47,7 @@ pub fn scale(quick: bool, paper: bool) -> Scale {
 }
 
 /// The 1-minute load average (other work on the machine), if readable.
-pub fn load_average() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/loadavg").ok()?;
-    s.split_whitespace().next()?.parse().ok()
-}
+pub use ftsplice_linux::load_average;
 
 pub fn run(args: &StudyArgs) -> anyhow::Result<()> {
     let scale = scale(args.quick, args.paper);

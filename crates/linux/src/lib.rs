@@ -11,6 +11,7 @@ pub mod bpf_abi;
 mod cmd;
 mod error;
 pub mod link;
+mod load;
 mod netns;
 mod privilege;
 pub mod repair;
@@ -19,6 +20,7 @@ mod topology;
 
 pub use cmd::run_cmd;
 pub use error::Error;
+pub use load::load_average;
 pub use netns::{unique_name, NetNs};
 pub use privilege::{is_root, pin_current_thread, skip_unless_root};
 pub use repair::{FrozenSocket, Queue, RepairWindow, SocketState, TcpInfoLite};

@@ -20,7 +20,8 @@
 //! load on the machine does not always hit the same path. The report gives
 //! every sample, each path's median and range, and each goal ratio per round
 //! (a round's paths ran within seconds of each other) with its median and
-//! range. Goals: (d) >= 0.9 x (b), (e) >= 0.97 x (a), judged on the median.
+//! range, and the machine's load average at the start of every round. Goals:
+//! (d) >= 0.9 x (b), (e) >= 0.97 x (a), judged on the median.
 //! A path that cannot run is reported with its error, never a number.
 
 use crate::haproxy;
@@ -188,6 +189,10 @@ pub struct BenchReport {
     pub heartbeat_ms: u64,
     pub paths: Vec<PathResult>,
     pub goals: Vec<Goal>,
+    /// The machine's 1-minute load average at the start of each round and
+    /// after the last (`None` where unreadable): other work sharing the
+    /// CPUs, which every throughput figure here depends on.
+    pub load: Vec<Option<f64>>,
 }
 
 const PATHS: [(&str, &str); 5] = [
@@ -385,14 +390,19 @@ pub fn run(bin: &Path, o: &Options, daemons: bool) -> Result<BenchReport> {
             let _ = sys.run(k, &warm);
         }
     }
+    let mut load = Vec::new();
     for round in 0..o.rounds as usize {
+        load.push(ftsplice_linux::load_average());
         for i in 0..keys.len() {
             let k = (round + i) % keys.len();
             let r = sys.run(keys[k], o);
             paths[k].push(r);
         }
     }
-    Ok(BenchReport::new(o, paths))
+    load.push(ftsplice_linux::load_average());
+    let mut report = BenchReport::new(o, paths);
+    report.load = load;
+    Ok(report)
 }
 
 /// The full bench: every path, with the daemons.
@@ -443,6 +453,7 @@ impl BenchReport {
             heartbeat_ms: o.heartbeat_ms,
             paths,
             goals,
+            load: Vec::new(),
         }
     }
 
@@ -503,6 +514,17 @@ impl BenchReport {
                 per_round.join(" ")
             ));
         }
+        if !self.load.is_empty() {
+            let l: Vec<String> = self
+                .load
+                .iter()
+                .map(|l| l.map_or("-".into(), |l| format!("{l:.2}")))
+                .collect();
+            s.push_str(&format!(
+                "  load average (1 min) at each round's start and the end: {}\n",
+                l.join(" ")
+            ));
+        }
         for p in &self.paths {
             if let Some(e) = p.errors.first() {
                 let short: String = e.lines().take(4).collect::<Vec<_>>().join(" | ");
@@ -556,7 +578,8 @@ mod tests {
             path("d", &[Ok(9.5), Ok(8.0), Ok(9.2)]),
             path("e", &[Err("agent exited"), Ok(8.0), Ok(8.1)]),
         ];
-        let r = BenchReport::new(&o, paths);
+        let mut r = BenchReport::new(&o, paths);
+        r.load = vec![Some(1.5), None, Some(0.25), Some(2.0)];
         let d = r.goal("(d)/(b)").unwrap();
         assert_eq!(d.ratios, vec![Some(0.95), Some(0.8), Some(0.92)]);
         assert_eq!(d.spread.unwrap().median, 0.92);
@@ -576,9 +599,12 @@ mod tests {
         assert!(t.contains("goal >= 0.9 met"), "{t}");
         assert!(t.contains("goal >= 0.97 NOT met"), "{t}");
         assert!(t.contains("0.800..0.950"), "{t}");
+        assert!(t.contains("the end: 1.50 - 0.25 2.00"), "{t}");
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["paths"][3]["gbps"][0], serde_json::Value::Null);
         assert_eq!(v["tool"], "http");
         assert_eq!(v["goals"][0]["spread"]["median"], 0.92);
+        assert_eq!(v["load"][1], serde_json::Value::Null);
+        assert_eq!(v["load"][3], 2.0);
     }
 }
