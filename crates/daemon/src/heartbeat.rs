@@ -2,7 +2,9 @@
 //! scheduling priority (`linux::sched`), never behind a busy event loop:
 //!
 //! - [`spawn_sender`]: the proxy's beats to the lb and its backups, from
-//!   `proto::heartbeat::HeartbeatSender`;
+//!   `proto::heartbeat::HeartbeatSender`; [`spawn_sender_with`] takes the
+//!   workload field from a shared cell at every beat (the lb pair's beats,
+//!   whose active bit the lb's loop changes);
 //! - [`spawn_receiver`]: the lb side. It time-stamps every datagram when it
 //!   arrives and, each time it finds the socket empty, reports a watermark
 //!   ([`Received::Listened`]): every datagram that arrived before it has
@@ -26,7 +28,7 @@ use ftsplice_proto::heartbeat::{HeartbeatError, HeartbeatSender};
 use ftsplice_proto::Instant;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -89,7 +91,29 @@ fn raise_priority(what: &str) -> Priority {
 pub fn spawn_sender(
     sock: UdpSocket,
     targets: Vec<SocketAddr>,
+    sender: HeartbeatSender,
+    metrics: Registry,
+) -> io::Result<BeatThread> {
+    start_sender(sock, targets, sender, None, metrics)
+}
+
+/// [`spawn_sender`], each beat carrying the workload `workload` holds
+/// when it is sent.
+pub fn spawn_sender_with(
+    sock: UdpSocket,
+    targets: Vec<SocketAddr>,
+    sender: HeartbeatSender,
+    workload: Arc<AtomicU32>,
+    metrics: Registry,
+) -> io::Result<BeatThread> {
+    start_sender(sock, targets, sender, Some(workload), metrics)
+}
+
+fn start_sender(
+    sock: UdpSocket,
+    targets: Vec<SocketAddr>,
     mut sender: HeartbeatSender,
+    workload: Option<Arc<AtomicU32>>,
     metrics: Registry,
 ) -> io::Result<BeatThread> {
     sock.set_nonblocking(false)?;
@@ -110,6 +134,9 @@ pub fn spawn_sender(
             if !wait.is_zero() {
                 std::thread::sleep(wait.min(STOP_CHECK));
                 continue;
+            }
+            if let Some(w) = &workload {
+                sender.set_workload(w.load(Ordering::Acquire));
             }
             sender.handle_timeout(clock::now());
             while let Some(hb) = sender.poll_transmit() {
@@ -141,24 +168,38 @@ pub enum Received {
     Listened(Instant),
 }
 
-/// Largest datagram the receiver reads (heartbeats are 28 bytes).
+/// Largest datagram the heartbeat receiver reads (heartbeats are 28 bytes).
 const MAX_DATAGRAM: usize = 512;
 
 /// Reads `sock` on a dedicated thread: each datagram as it arrives, then a
 /// watermark whenever the socket is found empty (at least every `tick`).
-/// Ends when the handle is dropped or `out` is closed. `sock` must not be
-/// shared (its blocking mode is switched while draining).
+/// Ends when the handle is dropped or `out` is closed. `sock` is put in
+/// blocking mode (with a read timeout); clones of it may send meanwhile
+/// (the drain reads with `MSG_DONTWAIT`, never switching the mode).
 pub fn spawn_receiver(
     sock: UdpSocket,
     tick: Duration,
     out: mpsc::UnboundedSender<Received>,
 ) -> io::Result<BeatThread> {
+    spawn_receiver_sized(sock, tick, MAX_DATAGRAM, "hb-recv", out)
+}
+
+/// [`spawn_receiver`] for datagrams of up to `max` bytes, on a thread
+/// named `name` (the replication socket, whose datagrams carry peer
+/// heartbeats and replication messages alike).
+pub fn spawn_receiver_sized(
+    sock: UdpSocket,
+    tick: Duration,
+    max: usize,
+    name: &'static str,
+    out: mpsc::UnboundedSender<Received>,
+) -> io::Result<BeatThread> {
     let tick = tick.clamp(Duration::from_millis(1), STOP_CHECK);
     sock.set_nonblocking(false)?;
     sock.set_read_timeout(Some(tick))?;
-    BeatThread::spawn("hb-recv", move |stop| {
-        raise_priority("hb-recv");
-        let mut buf = [0u8; MAX_DATAGRAM];
+    BeatThread::spawn(name, move |stop| {
+        raise_priority(name);
+        let mut buf = vec![0u8; max.max(1)];
         let send = |m: Received| out.send(m).is_ok();
         // Stamp a datagram the moment it is read and hand it over; false
         // once the consumer is gone.
@@ -186,12 +227,9 @@ pub fn spawn_receiver(
             }
             // Drain what queued meanwhile; the instant taken right before
             // the read that finds the socket empty is the watermark.
-            if sock.set_nonblocking(true).is_err() {
-                continue;
-            }
             let mark = loop {
                 let before = clock::now();
-                match sock.recv_from(&mut buf) {
+                match ftsplice_linux::udp::recv_from_nowait(&sock, &mut buf) {
                     Ok((n, from)) => {
                         if !deliver(&buf[..n], from) {
                             return;
@@ -204,7 +242,6 @@ pub fn spawn_receiver(
                     }
                 }
             };
-            let _ = sock.set_nonblocking(false);
             if let Some(m) = mark {
                 if !send(Received::Listened(m)) {
                     return;

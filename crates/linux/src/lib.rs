@@ -17,6 +17,7 @@ mod privilege;
 pub mod repair;
 pub mod sched;
 mod topology;
+pub mod udp;
 
 pub use cmd::run_cmd;
 pub use error::Error;

@@ -10,11 +10,16 @@
 //! table from `proto::lb::SlotTable` (weights `W_i / ΣW`) and writes the
 //! changed slots. Heartbeats are read and time-stamped on their own
 //! thread ([`crate::heartbeat::spawn_receiver`]), whose watermarks keep a
-//! busy loop from blaming its own delay on a proxy. While active it answers ARP for the service address
+//! busy loop from blaming its own delay on a proxy or on the peer lb; the
+//! beats to the peer lb are sent from their own thread too
+//! ([`crate::heartbeat::spawn_sender_with`], the active bit read from
+//! [`Lb::pair_workload`]), so a busy loop cannot look dead to the peer.
+//! While active it answers ARP for the service address
 //! ([`arp`]; the address is never put on the interface, so a killed lb
-//! leaves nothing behind that could answer or reset), and on taking over it
-//! sends gratuitous ARP. All decisions are in `proto`; this module only
-//! moves bytes, reads the clock and logs.
+//! leaves nothing behind that could answer or reset), and it sends the
+//! gratuitous ARPs `proto::lb_pair` schedules (after a takeover or a
+//! reannounce, never while standby). All decisions are in `proto`; this
+//! module only moves bytes, reads the clock and logs.
 //!
 //! On shutdown (the caller's future, SIGTERM/SIGINT in the binary) it stops
 //! answering for the address and detaches the program.
@@ -32,26 +37,23 @@ use ftsplice_bpf::bpf_abi::{
 use ftsplice_bpf::{Counter as BpfCounter, LbPlane};
 use ftsplice_linux::arp::{iface_info, ArpPacket, ArpSocket, IfaceInfo, BROADCAST};
 use ftsplice_proto::detector::DetectorConfig;
+use ftsplice_proto::heartbeat::HeartbeatSender;
 use ftsplice_proto::lb::SlotTable;
 use ftsplice_proto::lb_control::{DownReason, LbControl, LbControlEvent};
-use ftsplice_proto::lb_pair::{LbPair, PairEvent, PairRole};
+use ftsplice_proto::lb_pair::{Announcer, LbPair, PairEvent, PairRole, LB_PAIR_ID};
 use ftsplice_proto::{Instant, ProxyId};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::UdpSocket;
 
 /// How often the BPF counters are copied into the metrics.
 const COUNTER_POLL: Duration = Duration::from_millis(500);
 /// Workload factors may change with every beat: a change of weights only
 /// is written at most this often (membership changes at once).
 const WEIGHT_HOLD: Duration = Duration::from_millis(100);
-/// Gratuitous ARPs sent per takeover (spaced by `GARP_GAP`).
-const GARPS: u32 = 3;
-const GARP_GAP: Duration = Duration::from_millis(20);
 
 fn data_plane_mode(cfg: &LbConfig) -> Result<u32> {
     Ok(match cfg.mode {
@@ -216,17 +218,16 @@ struct Lb {
     arp: Arc<ArpSocket>,
     /// Shared with the ARP thread: answer ARP for the address.
     answering: Arc<AtomicBool>,
-    /// Sends this lb's beats to its peer (the listening socket belongs to
-    /// the receiver thread; the peer knows us by address, not port).
-    hb: UdpSocket,
+    /// The `workload` of this lb's beats to its peer (role and active
+    /// bits), read by the sender thread at every beat.
+    pair_workload: Arc<AtomicU32>,
     m: Metrics,
     table_stale: bool,
     /// Active flag and member ids of the last table written, and when.
     pushed: (bool, Vec<ProxyId>),
     pushed_at: Instant,
-    /// Gratuitous ARPs still to send, and when the next is due.
-    garps_left: u32,
-    next_garp: Instant,
+    /// Gratuitous ARPs of an lb without a peer (a pair schedules its own).
+    announcer: Announcer,
 }
 
 /// Runs the lb until `shutdown` completes.
@@ -277,8 +278,7 @@ pub async fn run(
     }
     let hb_listen = std::net::UdpSocket::bind(cfg.heartbeat_listen)
         .with_context(|| format!("key 'heartbeat.listen': binding {}", cfg.heartbeat_listen))?;
-    let hb = UdpSocket::bind(std::net::SocketAddrV4::new(*cfg.heartbeat_listen.ip(), 0))
-        .await
+    let hb = std::net::UdpSocket::bind(std::net::SocketAddrV4::new(*cfg.heartbeat_listen.ip(), 0))
         .with_context(|| {
             format!(
                 "binding the peer heartbeat socket on {}",
@@ -304,6 +304,28 @@ pub async fn run(
         };
         LbPair::new(clock::now(), role, det, fresh_epoch())
     });
+    let pair_workload = Arc::new(AtomicU32::new(pair.as_ref().map_or(0, |p| p.workload())));
+    // The peer knows us by address, not port: the listening socket belongs
+    // to the receiver thread, beats leave from `hb`.
+    let _pair_beats = match (&pair, &cfg.peer) {
+        (Some(_), Some(peer)) => Some(
+            heartbeat::spawn_sender_with(
+                hb,
+                vec![SocketAddr::V4(peer.addr)],
+                HeartbeatSender::new(
+                    clock::now(),
+                    LB_PAIR_ID,
+                    fresh_epoch(),
+                    cfg.heartbeat_interval,
+                    0,
+                ),
+                pair_workload.clone(),
+                registry.clone(),
+            )
+            .context("starting the peer heartbeat thread")?,
+        ),
+        _ => None,
+    };
     let by_addr = cfg
         .proxies
         .iter()
@@ -322,13 +344,12 @@ pub async fn run(
         by_addr,
         arp,
         answering: Arc::new(AtomicBool::new(false)),
-        hb,
+        pair_workload,
         m: Metrics::new(registry),
         table_stale: true,
         pushed: (false, Vec::new()),
         pushed_at: Instant::ZERO,
-        garps_left: 0,
-        next_garp: Instant::ZERO,
+        announcer: Announcer::default(),
         cfg,
     };
     if std::net::UdpSocket::bind((lb.cfg.vip, 0)).is_ok() {
@@ -421,7 +442,7 @@ impl Lb {
             let wake = [
                 self.control.poll_timeout(),
                 self.pair.as_ref().map(|p| p.poll_timeout()),
-                (self.garps_left > 0).then_some(self.next_garp),
+                self.announcer.poll_timeout(),
                 self.table_stale.then_some(self.pushed_at + WEIGHT_HOLD),
                 Some(next_poll),
             ]
@@ -453,16 +474,16 @@ impl Lb {
                 if p.poll_timeout() <= now {
                     p.handle_timeout(now);
                 }
+                // Beats leave from the sender thread, with this workload.
+                while p.poll_transmit().is_some() {}
             }
-            self.send_pair_beats().await;
+            self.announcer.handle_timeout(now);
             self.drain_events()?;
+            self.announce();
             if self.table_stale
                 && (self.membership_changed() || now >= self.pushed_at + WEIGHT_HOLD)
             {
                 self.push_table()?;
-            }
-            if self.garps_left > 0 && now >= self.next_garp {
-                self.garp();
             }
             if now >= next_poll {
                 self.m.poll_counters(&self.plane);
@@ -474,7 +495,20 @@ impl Lb {
     fn on_received(&mut self, m: Received) {
         match m {
             Received::Datagram { at, from, data } => self.on_datagram(at, from, &data),
-            Received::Listened(at) => self.control.handle_listened(at),
+            Received::Listened(at) => {
+                self.control.handle_listened(at);
+                if let Some(p) = self.pair.as_mut() {
+                    p.handle_listened(at);
+                }
+            }
+        }
+        self.sync_pair_workload();
+    }
+
+    /// Publishes the pair's role and active bits to the beat thread.
+    fn sync_pair_workload(&self) {
+        if let Some(p) = &self.pair {
+            self.pair_workload.store(p.workload(), Ordering::Release);
         }
     }
 
@@ -519,17 +553,6 @@ impl Lb {
         }
         self.table_stale = true;
         self.control.set_reachable(id, true);
-    }
-
-    async fn send_pair_beats(&mut self) {
-        let (Some(p), Some(peer)) = (self.pair.as_mut(), self.cfg.peer.as_ref()) else {
-            return;
-        };
-        while let Some(hb) = p.poll_transmit() {
-            if let Err(e) = self.hb.send_to(&hb.encode(), peer.addr).await {
-                tracing::debug!(peer = %peer.addr, error = %e, "peer heartbeat not sent");
-            }
-        }
     }
 
     fn drain_events(&mut self) -> Result<()> {
@@ -578,13 +601,14 @@ impl Lb {
             match ev {
                 PairEvent::Activate(why) => self.activate(&format!("{why:?}"))?,
                 PairEvent::Deactivate(why) => self.deactivate(&format!("{why:?}")),
-                PairEvent::Reannounce if self.cfg.announce_vip => {
-                    tracing::warn!("both lbs were active; announcing the address again");
-                    self.start_garps();
+                PairEvent::Reannounce => {
+                    tracing::warn!(
+                        "both lbs were active or the peer yielded; announcing the address again"
+                    );
                 }
-                PairEvent::Reannounce => {}
             }
         }
+        self.sync_pair_workload();
         Ok(())
     }
 
@@ -597,8 +621,12 @@ impl Lb {
         self.push_table()?;
         if self.cfg.announce_vip {
             self.answering.store(true, Ordering::Relaxed);
-            self.start_garps();
         }
+        if self.pair.is_none() {
+            self.announcer.start(clock::now());
+            self.announcer.handle_timeout(clock::now());
+        }
+        self.announce();
         Ok(())
     }
 
@@ -608,21 +636,29 @@ impl Lb {
         self.m.active.set(0);
         self.table_stale = true;
         self.answering.store(false, Ordering::Relaxed);
+        self.announcer.stop();
     }
 
-    fn start_garps(&mut self) {
-        self.garps_left = GARPS;
-        self.next_garp = clock::now();
-        self.garp();
-    }
-
-    fn garp(&mut self) {
-        let g = ArpPacket::gratuitous(self.info.mac, self.cfg.vip);
-        if let Err(e) = self.arp.send(&g, BROADCAST) {
-            tracing::warn!(error = %e, "gratuitous ARP not sent");
+    /// Sends the gratuitous ARPs that are due (`announce_vip`).
+    fn announce(&mut self) {
+        let mut due = 0;
+        while self.announcer.poll_transmit() {
+            due += 1;
         }
-        self.garps_left = self.garps_left.saturating_sub(1);
-        self.next_garp = clock::now() + GARP_GAP;
+        if let Some(p) = self.pair.as_mut() {
+            while p.poll_announce() {
+                due += 1;
+            }
+        }
+        if !self.cfg.announce_vip || !self.active {
+            return;
+        }
+        let g = ArpPacket::gratuitous(self.info.mac, self.cfg.vip);
+        for _ in 0..due.min(1) {
+            if let Err(e) = self.arp.send(&g, BROADCAST) {
+                tracing::warn!(error = %e, "gratuitous ARP not sent");
+            }
+        }
     }
 
     /// `LB_MODE_PORT`: the slot of each port's owner while it is in the
