@@ -15,7 +15,6 @@ use ftsplice_proto::ProxyId;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::UdpSocket;
 
 /// The control-loop settings of an agent config: every replication peer
 /// is a proxy it pulls from.
@@ -51,10 +50,9 @@ pub async fn run(cfg: AgentConfig, sink: Box<dyn SpliceSink>, metrics: Registry)
     crate::proxy::daemon::check_forwarding();
     let sink: SharedSink = Arc::new(Mutex::new(sink));
     crate::proxy::daemon::start_metrics(cfg.metrics, &metrics).await?;
-    let sock = UdpSocket::bind(cfg.replication.listen)
-        .await
+    let sock = std::net::UdpSocket::bind(cfg.replication.listen)
         .with_context(|| format!("binding replication.listen {}", cfg.replication.listen))?;
-    let ctl = Control::new(
+    let mut ctl = Control::new(
         crate::clock::now(),
         control_config(&cfg),
         sink.clone(),
@@ -74,6 +72,8 @@ pub async fn run(cfg: AgentConfig, sink: Box<dyn SpliceSink>, metrics: Registry)
     );
     // The agent never creates: its command channel stays empty.
     let (_tx, rx) = tokio::sync::mpsc::channel(1);
-    control::run(ctl, Some(sock), rx).await;
+    let repl = control::ReplicationIo::start(sock, &mut ctl)
+        .context("starting the replication reader thread")?;
+    control::run(ctl, Some(repl), rx).await;
     Ok(())
 }

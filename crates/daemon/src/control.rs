@@ -13,7 +13,15 @@
 //! after three missed beats, and down-then-up when it restarts (new epoch),
 //! so its replicas resync. Heartbeats are not authenticated: a forged one
 //! can only make a dead peer look alive (changes to it then wait for acks
-//! that never come, bounded by the retransmission budget).
+//! that never come, bounded by the retransmission budget). In the daemons
+//! ([`ReplicationIo`]) the socket is read on its own thread, which stamps
+//! each datagram on arrival and reports watermarks (`crate::heartbeat`),
+//! and the beats leave from a thread of their own, both at raised
+//! priority: a control loop busy with a burst of splice creations neither
+//! misses its peers' beats nor stops sending its own, and the detector
+//! blames a peer only for silence the receiver listened through
+//! (`FailureDetector::handle_listened`). A peer wrongly declared down
+//! costs every splice created meanwhile its replica there.
 //!
 //! Client-side pre-splice routing: a proxy with [`ClientRouting`] announces
 //! its workload factor in its peer heartbeats (the same `W_i` it sends the
@@ -35,6 +43,7 @@
 //! the backend's packets then take the path through a proxy, which still
 //! holds it.
 
+use crate::heartbeat::{BeatThread, Received};
 use crate::metrics::{Counter, Gauge, Registry};
 use crate::proxy::ports::PortAllocator;
 use crate::sink::{Seen, SpliceSink};
@@ -50,7 +59,6 @@ use ftsplice_proto::{Instant, ProxyId};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 /// The sink shared by the control loop and the accept pipeline.
@@ -267,6 +275,31 @@ impl Control {
 
     fn is_agent(&self) -> bool {
         self.cfg.agent_backend.is_some()
+    }
+
+    /// Hands this node's peer heartbeats to the caller, who then sends
+    /// them (to [`Self::heartbeat_targets`]) from its own thread; the
+    /// control no longer queues them. `None` for agents (they only listen)
+    /// or when already taken.
+    pub fn take_heartbeats(&mut self) -> Option<HeartbeatSender> {
+        self.beats.take()
+    }
+
+    /// Where peer heartbeats go: every configured peer, agents included.
+    pub fn heartbeat_targets(&self) -> Vec<SocketAddr> {
+        self.peers.values().map(|p| p.addr).collect()
+    }
+
+    /// The peer heartbeat interval.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.cfg.peer_heartbeat
+    }
+
+    /// The socket reader has handed over every datagram that arrived
+    /// before `at` (datagrams come with their arrival time): peers are
+    /// declared down only for silence up to such a watermark from now on.
+    pub fn handle_listened(&mut self, at: Instant) {
+        self.detector.handle_listened(at);
     }
 
     /// The replicated table.
@@ -764,11 +797,59 @@ pub enum Command {
     },
 }
 
-/// Runs `ctl` until `cmds` closes: commands, datagrams on `sock` (if
+/// The replication socket of a daemon: read on a thread of its own (each
+/// datagram stamped on arrival, watermarks when found empty), peer beats
+/// sent from another, replication datagrams sent by the control loop
+/// without blocking. The threads stop when this is dropped.
+pub struct ReplicationIo {
+    sock: std::net::UdpSocket,
+    rx: mpsc::UnboundedReceiver<Received>,
+    /// The reader and the beat sender (agents send no beats).
+    threads: (BeatThread, Option<BeatThread>),
+}
+
+/// Largest replication datagram read.
+const MAX_DATAGRAM: usize = 65_536;
+
+impl ReplicationIo {
+    /// Starts the reader on `sock` and, unless `ctl` is an agent, the
+    /// beat thread with `ctl`'s heartbeats.
+    pub fn start(sock: std::net::UdpSocket, ctl: &mut Control) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let tick = ctl.heartbeat_interval() / 2;
+        let reader = crate::heartbeat::spawn_receiver_sized(
+            sock.try_clone()?,
+            tick,
+            MAX_DATAGRAM,
+            "repl-recv",
+            tx,
+        )?;
+        let beats = match ctl.take_heartbeats() {
+            // Beats are not counted with the lb ones (own registry).
+            Some(hb) => Some(crate::heartbeat::spawn_sender(
+                sock.try_clone()?,
+                ctl.heartbeat_targets(),
+                hb,
+                crate::metrics::Registry::new(),
+            )?),
+            None => None,
+        };
+        Ok(ReplicationIo {
+            sock,
+            rx,
+            threads: (reader, beats),
+        })
+    }
+}
+
+/// Runs `ctl` until `cmds` closes: commands, datagrams from `io` (if
 /// replication is configured) and timers.
-pub async fn run(mut ctl: Control, sock: Option<UdpSocket>, mut cmds: mpsc::Receiver<Command>) {
+pub async fn run(mut ctl: Control, io: Option<ReplicationIo>, mut cmds: mpsc::Receiver<Command>) {
     let mut waiting: HashMap<SpliceId, oneshot::Sender<CreateOutcome>> = HashMap::new();
-    let mut buf = vec![0u8; 65_536];
+    let (sock, mut rx, _threads) = match io {
+        Some(io) => (Some(io.sock), Some(io.rx), Some(io.threads)),
+        None => (None, None, None),
+    };
     loop {
         let now = crate::clock::now();
         ctl.process(now);
@@ -777,23 +858,20 @@ pub async fn run(mut ctl: Control, sock: Option<UdpSocket>, mut cmds: mpsc::Rece
                 let _ = tx.send(CreateOutcome::Replicated { acked_by });
             }
         }
-        if let Some(s) = &sock {
-            while let Some((to, bytes)) = ctl.poll_transmit() {
-                match s.send_to(&bytes, to).await {
-                    Ok(_) => ctl.sent(),
-                    Err(e) => {
-                        ctl.send_failed();
-                        tracing::debug!(%to, error = %e, "replication datagram not sent");
-                    }
+        while let Some((to, bytes)) = ctl.poll_transmit() {
+            let Some(s) = &sock else { continue };
+            match ftsplice_linux::udp::send_to_nowait(s, &bytes, to) {
+                Ok(_) => ctl.sent(),
+                Err(e) => {
+                    ctl.send_failed();
+                    tracing::debug!(%to, error = %e, "replication datagram not sent");
                 }
             }
-        } else {
-            while ctl.poll_transmit().is_some() {}
         }
         let deadline = ctl.poll_timeout();
         let recv = async {
-            match &sock {
-                Some(s) => s.recv_from(&mut buf).await.map(|(n, _)| n),
+            match rx.as_mut() {
+                Some(r) => r.recv().await,
                 None => std::future::pending().await,
             }
         };
@@ -812,14 +890,30 @@ pub async fn run(mut ctl: Control, sock: Option<UdpSocket>, mut cmds: mpsc::Rece
                     }
                 }
             },
-            r = recv => match r {
-                Ok(n) => ctl.handle_datagram(crate::clock::now(), &buf[..n]),
-                Err(e) => tracing::warn!(error = %e, "replication socket error"),
+            m = recv => match m {
+                Some(m) => {
+                    handle_received(&mut ctl, m);
+                    // Everything queued meanwhile, in arrival order.
+                    while let Some(m) = rx.as_mut().and_then(|r| r.try_recv().ok()) {
+                        handle_received(&mut ctl, m);
+                    }
+                }
+                None => {
+                    tracing::error!("the replication reader thread stopped");
+                    rx = None;
+                }
             },
             _ = tokio::time::sleep(crate::clock::until(deadline)) => {
                 ctl.handle_timeout(crate::clock::now());
             }
         }
+    }
+}
+
+fn handle_received(ctl: &mut Control, m: Received) {
+    match m {
+        Received::Datagram { at, data, .. } => ctl.handle_datagram(at, &data),
+        Received::Listened(at) => ctl.handle_listened(at),
     }
 }
 

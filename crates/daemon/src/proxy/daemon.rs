@@ -20,7 +20,7 @@ use ftsplice_proto::ProxyId;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 
 /// How often `splice_seen` is read for teardown and data-plane counters
 /// are copied to the metrics.
@@ -159,13 +159,12 @@ pub async fn run(cfg: ProxyConfig, sink: Box<dyn SpliceSink>, metrics: Registry)
         .collect::<Result<Vec<_>>>()?;
     let repl_sock = match &cfg.replication {
         Some(r) => Some(
-            UdpSocket::bind(r.listen)
-                .await
+            std::net::UdpSocket::bind(r.listen)
                 .with_context(|| format!("binding replication.listen {}", r.listen))?,
         ),
         None => None,
     };
-    let ctl = Control::new(
+    let mut ctl = Control::new(
         crate::clock::now(),
         control_config(&cfg),
         sink.clone(),
@@ -173,7 +172,13 @@ pub async fn run(cfg: ProxyConfig, sink: Box<dyn SpliceSink>, metrics: Registry)
         &metrics,
     );
     let (tx, rx) = tokio::sync::mpsc::channel(cfg.max_pending.max(1));
-    tokio::spawn(control::run(ctl, repl_sock, rx));
+    // Replication datagrams and peer beats: read and sent on threads of
+    // their own (control module docs).
+    let repl = repl_sock
+        .map(|s| control::ReplicationIo::start(s, &mut ctl))
+        .transpose()
+        .context("starting the replication threads")?;
+    tokio::spawn(control::run(ctl, repl, rx));
     // Beats to the lb(s) come from their own thread (raised priority), so
     // a busy runtime cannot delay them; the thread stops with this future.
     let _beats = match &cfg.heartbeat {
