@@ -81,6 +81,9 @@ impl Progress {
 #[derive(Clone, Debug)]
 pub struct Transfer {
     pub conn: u64,
+    /// The client's port (0 until connected), to find the connection in
+    /// the daemons' logs.
+    pub local_port: u16,
     /// HTTP status, or why the transfer broke.
     pub status: Result<u16, String>,
     pub start_ms: f64,
@@ -150,6 +153,7 @@ pub fn join(handles: Vec<JoinHandle<ftsplice_linux::Result<Transfer>>>) -> Vec<T
 fn failed(conn: u64, why: String) -> Transfer {
     Transfer {
         conn,
+        local_port: 0,
         status: Err(why),
         start_ms: 0.0,
         end_ms: 0.0,
@@ -174,6 +178,7 @@ fn one(conn: u64, load: &Load, progress: &Progress, t0: Instant) -> Transfer {
     let start_ms = ms_since(t0);
     let mut t = Transfer {
         conn,
+        local_port: 0,
         status: Err(String::new()),
         start_ms,
         end_ms: start_ms,
@@ -204,6 +209,7 @@ fn put(
     t: &mut Transfer,
 ) -> Result<u16, String> {
     let mut s = connect(load.target, load.timeout, true).map_err(|e| format!("connect: {e}"))?;
+    t.local_port = s.local_addr().map_or(0, |a| a.port());
     let head = format!(
         "PUT /up/{conn}.bin HTTP/1.1\r\nHost: {}\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n",
         load.target
@@ -243,6 +249,7 @@ fn get(
     t: &mut Transfer,
 ) -> Result<u16, String> {
     let mut s = connect(load.target, load.timeout, false).map_err(|e| format!("connect: {e}"))?;
+    t.local_port = s.local_addr().map_or(0, |a| a.port());
     let head = format!(
         "GET /files/{file}.bin HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         load.target

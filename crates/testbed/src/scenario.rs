@@ -435,6 +435,7 @@ fn put_with_fault(name: &str, o: &Options, victim: Victim) -> Result<Report> {
     let ts = load::join(handles);
     if fault.is_err() {
         eprintln!("{name}: transfers: {}", verify::failures(&ts, 5));
+        note_gaps(name, &ts, f64::MAX);
     }
     let (point, target) = fault?;
     point.check_hit(&ts)?;
@@ -445,7 +446,22 @@ fn put_with_fault(name: &str, o: &Options, victim: Victim) -> Result<Report> {
     point.report(&mut r);
     fault_report(&mut sys, victim, target, t0_unix, point.at_ms, &ts, &mut r);
     note_failures(&ts, &r);
+    if r.details.get("normal_gap_ms").is_some_and(|&g| g > 1000.0) {
+        note_gaps(name, &ts, point.at_ms);
+    }
     Ok(r)
+}
+
+/// Puts the longest gaps before `at` on stderr: which connection (client
+/// port, for the daemons' logs) stopped moving, after how many writes.
+fn note_gaps(name: &str, ts: &[Transfer], at: f64) {
+    for (conn, port, moves, from, to) in timeline::longest_gaps(ts, at, 5) {
+        eprintln!(
+            "{name}: conn {conn} (client port {port}) silent {:.0} ms after {moves} moves, \
+             {from:.0} -> {to:.0} ms",
+            to - from
+        );
+    }
 }
 
 /// Puts the first broken transfers' reasons on stderr (the report has
@@ -738,6 +754,7 @@ fn iperf(o: &Options) -> Result<Report> {
     // The stream's timeline: one "move" per interval that carried data.
     let t = Transfer {
         conn: 0,
+        local_port: 0,
         status: Ok(200),
         start_ms: 0.0,
         end_ms: ivs.last().map_or(0.0, |i| i.0 * 1e3),
@@ -791,6 +808,7 @@ mod tests {
     fn a_fault_must_hit_a_running_load() {
         let t = |moves: Vec<f64>| Transfer {
             conn: 0,
+            local_port: 0,
             status: Ok(201),
             start_ms: 0.0,
             end_ms: moves.last().copied().unwrap_or(0.0),

@@ -46,6 +46,29 @@ pub fn recovered_ms(ts: &[Transfer], from: f64, until: f64) -> Option<f64> {
         .reduce(f64::max)
 }
 
+/// One transfer's longest gap between consecutive moves that ended before
+/// `at`: (conn, client port, moves before the gap, gap start, gap end).
+pub type Gap = (u64, u16, usize, f64, f64);
+
+/// The `n` transfers with the longest gaps ending before `at`, longest
+/// first (for the scenario's notes on stderr: where bytes stopped).
+pub fn longest_gaps(ts: &[Transfer], at: f64, n: usize) -> Vec<Gap> {
+    let mut gaps: Vec<Gap> = ts
+        .iter()
+        .filter_map(|t| {
+            t.moves
+                .windows(2)
+                .enumerate()
+                .filter(|(_, w)| w[1] <= at)
+                .max_by(|a, b| (a.1[1] - a.1[0]).total_cmp(&(b.1[1] - b.1[0])))
+                .map(|(i, w)| (t.conn, t.local_port, i + 1, w[0], w[1]))
+        })
+        .collect();
+    gaps.sort_by(|a, b| (b.4 - b.3).total_cmp(&(a.4 - a.3)));
+    gaps.truncate(n);
+    gaps
+}
+
 /// The longest gap between consecutive moves that ended before `at` (ms).
 pub fn normal_gap_ms(ts: &[Transfer], at: f64) -> f64 {
     ts.iter()
@@ -62,6 +85,7 @@ mod tests {
     fn t(start: f64, moves: &[f64]) -> Transfer {
         Transfer {
             conn: 0,
+            local_port: 0,
             status: Ok(201),
             start_ms: start,
             end_ms: moves.last().copied().unwrap_or(start),
@@ -87,6 +111,14 @@ mod tests {
         assert_eq!(stall_ms(&ts[..2], 10.0, 100.0), 38.0);
         assert_eq!(recovered_ms(&ts[..2], 10.0, 100.0), Some(50.0));
         assert_eq!(normal_gap_ms(&ts, 10.0), 8.0);
+        // Transfer 1 (moves 1 -> 9), then transfer 0 (3 -> 11 ends after 10).
+        let g = longest_gaps(&ts, 10.0, 2);
+        assert_eq!(g.len(), 2);
+        assert_eq!((g[0].2, g[0].3, g[0].4), (1, 1.0, 9.0));
+        assert_eq!(
+            longest_gaps(&ts, 1000.0, 1)[0].4 - longest_gaps(&ts, 1000.0, 1)[0].3,
+            700.0
+        );
     }
 
     #[test]

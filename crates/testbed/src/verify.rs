@@ -63,6 +63,7 @@ mod tests {
     fn t(conn: u64, status: Result<u16, String>, digest: u8) -> Transfer {
         Transfer {
             conn,
+            local_port: 0,
             status,
             start_ms: 0.0,
             end_ms: 0.0,
