@@ -25,7 +25,7 @@ pub struct SimArgs {
 #[derive(Subcommand)]
 pub enum SimCommand {
     /// Run a scenario: proxy-crash, lb-crash, split-splice, scale-out,
-    /// backend-crash.
+    /// backend-crash, presplice-crash.
     Run(RunArgs),
     /// List the scenarios.
     List,
@@ -174,7 +174,7 @@ pub fn run_one(args: &RunArgs) -> anyhow::Result<(Run, f64)> {
 pub fn main(args: SimArgs) -> anyhow::Result<()> {
     match args.command {
         SimCommand::List => {
-            for n in NAMES {
+            for n in NAMES.iter().chain(&scenario::MEASURED) {
                 println!("{n}");
             }
             Ok(())

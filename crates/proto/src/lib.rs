@@ -12,6 +12,7 @@ pub mod ids;
 pub mod lb;
 pub mod lb_control;
 pub mod lb_pair;
+pub mod orphan;
 pub mod owner;
 pub mod replication;
 pub mod rng;

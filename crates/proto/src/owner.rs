@@ -3,21 +3,28 @@
 //! matches no splice (paper §6, steps 2–3; §7.2 `packetredirector`).
 //!
 //! - Client side: a not-yet-spliced client connection (client→vip) belongs to
-//!   the live proxy owning its slot in the equal-weight
-//!   [`crate::lb::SlotTable`] over the live membership (each slot placed by
-//!   rendezvous hashing). Every proxy computes the same owner from the same
-//!   membership, and a membership change only moves the connections of the
-//!   proxy that left or to the proxy that joined. When the LB runs
+//!   the live proxy owning its slot in the lb's weighted
+//!   [`crate::lb::SlotTable`] over the live membership and the workload
+//!   factors the proxies announce (each slot placed by rendezvous hashing).
+//!   Every proxy computes the same owner from the same membership, and a
+//!   membership change only moves the connections of the proxy that left or
+//!   to the proxy that joined. When the LB runs
 //!   [`crate::lb::LbMode::FlowHash`] (in the simulator or the XDP lb, whose
-//!   table is built by the same [`crate::lb::SlotTable`]) and all workload
-//!   factors are equal, its choice *is* this owner (same table, same hash),
-//!   so pre-splice packets arrive at the owner without a redirect.
+//!   table is built by the same [`crate::lb::SlotTable`]) its choice *is*
+//!   this owner (same table, same hash), so pre-splice packets arrive at
+//!   the owner without a redirect. [`client_owner`] is the equal-weight
+//!   case.
+//! - A client segment that reaches its owner with no socket there and no
+//!   splice is an orphan (its pre-splice owner crashed, or it is stale):
+//!   [`crate::orphan`] decides whether to reset it.
 //! - Backend side: each proxy opens backend connections from the shared
 //!   splice address (SSA) using ports of its own partition, so a backend
 //!   packet to the SSA that matches no splice belongs to the proxy owning the
 //!   destination port ([`PortPartitions`]).
 //!
-//! Known limit: when a proxy joins, client connections still in their
+//! Known limit: a proxy's crash loses its pre-splice connections (their
+//! only state was its sockets); [`crate::orphan`] makes their clients fail
+//! fast instead of hanging. And when a proxy joins, client connections still in their
 //! pre-splice phase (handshake to complete request) whose hash moves to the
 //! newcomer lose their owner's socket; the daemon keeps packets of a
 //! connection it has a local socket for (`has_local_socket`), but packets
@@ -27,7 +34,7 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use core::ops::RangeInclusive;
 
 use crate::ids::ProxyId;
-use crate::lb::SlotTable;
+use crate::lb::{ProxySet, SlotTable};
 
 /// The live proxy owning the pre-splice client connection `client`→`vip`.
 /// Builds the table each call; [`Redirector`] keeps one per membership.
@@ -162,48 +169,72 @@ pub struct Redirector {
     vip: Ipv4Addr,
     ssa: Ipv4Addr,
     partitions: PortPartitions,
-    /// Live proxies including this one, sorted.
+    /// Live proxies including this one, with their workload factors.
+    members: ProxySet,
+    /// Their ids, sorted.
     live: Vec<ProxyId>,
-    /// The equal-weight slot table over `live`.
+    /// The lb's weighted slot table over `members`.
     owners: SlotTable,
 }
 
 impl Redirector {
+    /// Starts with this proxy alone, at workload factor 0 (not ready).
     pub fn new(me: ProxyId, vip: Ipv4Addr, ssa: Ipv4Addr, partitions: PortPartitions) -> Self {
+        let mut members = ProxySet::new();
+        members.upsert(me, 0);
         Redirector {
             me,
             vip,
             ssa,
             partitions,
+            owners: SlotTable::build(&members),
+            members,
             live: vec![me],
-            owners: SlotTable::equal([me]),
         }
     }
 
-    /// Replaces the live membership (this proxy is always counted live).
+    fn rebuild(&mut self) {
+        self.live = self.members.ids().collect();
+        self.owners = SlotTable::build(&self.members);
+    }
+
+    /// Replaces the live membership, all at equal weight (this proxy is
+    /// always counted live).
     pub fn set_live(&mut self, live: impl IntoIterator<Item = ProxyId>) {
-        self.live = live.into_iter().chain([self.me]).collect();
-        self.live.sort();
-        self.live.dedup();
-        self.owners = SlotTable::equal(self.live.iter().copied());
+        self.members = ProxySet::new();
+        for id in live.into_iter().chain([self.me]) {
+            self.members.upsert(id, 1);
+        }
+        self.rebuild();
     }
 
-    pub fn proxy_up(&mut self, id: ProxyId) {
-        if let Err(i) = self.live.binary_search(&id) {
-            self.live.insert(i, id);
-            self.owners = SlotTable::equal(self.live.iter().copied());
+    /// A peer is up with workload factor `weight` (or changed it).
+    pub fn proxy_up(&mut self, id: ProxyId, weight: u32) {
+        if self.members.upsert(id, weight) {
+            self.rebuild();
         }
+    }
+
+    /// This proxy's own workload factor (what it announces).
+    pub fn set_own_weight(&mut self, weight: u32) {
+        let me = self.me;
+        self.proxy_up(me, weight);
     }
 
     pub fn proxy_down(&mut self, id: ProxyId) {
-        if id != self.me && self.live.contains(&id) {
-            self.live.retain(|&p| p != id);
-            self.owners = SlotTable::equal(self.live.iter().copied());
+        if id != self.me && self.members.remove(id) {
+            self.rebuild();
         }
     }
 
     pub fn live(&self) -> &[ProxyId] {
         &self.live
+    }
+
+    /// The client-owner table: the lb's weighted slot table over the live
+    /// proxies and the workload factors they announce.
+    pub fn table(&self) -> &SlotTable {
+        &self.owners
     }
 
     pub fn partitions(&self) -> &PortPartitions {
@@ -419,6 +450,44 @@ mod tests {
             let chosen = lb.choose(crate::Instant::ZERO, u.src, u.dst);
             assert_eq!(chosen, client_owner(u.src, u.dst, [p(1), p(2), p(3), p(4)]));
         }
+    }
+
+    #[test]
+    fn weighted_redirector_is_the_lbs_table_at_unequal_weights() {
+        let mut lb = crate::lb::Balancer::new(crate::lb::LbMode::FlowHash);
+        let mut r = Redirector::new(p(1), VIP, SSA, parts());
+        for (i, w) in [(1, 100), (2, 300), (3, 0)] {
+            lb.set_proxy(p(i), w);
+            if i == 1 {
+                r.set_own_weight(w);
+            } else {
+                r.proxy_up(p(i), w);
+            }
+        }
+        assert_eq!(r.live(), [p(1), p(2), p(3)]);
+        let (mut local, mut to2) = (0, 0);
+        for port in 1000..3000 {
+            let u = from_client(port);
+            let chosen = lb.choose(crate::Instant::ZERO, u.src, u.dst).unwrap();
+            assert_ne!(chosen, p(3), "weight 0 drains");
+            assert_eq!(r.table().choose(u.src, u.dst), Some(chosen));
+            match r.decide(&u) {
+                RedirectDecision::Local => local += 1,
+                RedirectDecision::Redirect(o) if o == p(2) => to2 += 1,
+                d => panic!("{d:?}"),
+            }
+        }
+        assert!(to2 > 2 * local, "{local} {to2}");
+        // Weight changes are membership changes of the table.
+        r.proxy_up(p(2), 100);
+        r.proxy_down(p(2));
+        assert_eq!(r.live(), [p(1), p(3)]);
+        r.set_own_weight(0);
+        assert!(
+            (1000..1100).all(|port| r.decide(&from_client(port))
+                != RedirectDecision::Drop(DropReason::NoLiveProxy)),
+            "all weights 0 count equally"
+        );
     }
 
     proptest! {

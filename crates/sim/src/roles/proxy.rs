@@ -11,6 +11,7 @@
 
 use super::control::{send_repl, send_udp, tcp_flags, tcp_tuple, HB_PORT, REPL_PORT};
 use super::presplice::PreTable;
+use super::tcpip;
 use crate::net::node::{Ctx, Frame, FrameKind, IfaceId, Node, NodeId};
 use crate::net::udp;
 use crate::stats::Note;
@@ -19,12 +20,13 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 use ftsplice_proto::detector::{DetectorConfig, DetectorEvent, FailureDetector};
 use ftsplice_proto::heartbeat::HeartbeatSender;
+use ftsplice_proto::orphan::{OrphanConfig, OrphanGuard, OrphanSegment, OrphanVerdict, Reset};
 use ftsplice_proto::owner::{DropReason, PortPartitions, RedirectDecision, Redirector, Unmatched};
 use ftsplice_proto::replication::{Codec, Message, Replicator, ReplicatorConfig, ReplicatorEvent};
 use ftsplice_proto::splice::{translate, Splice};
 use ftsplice_proto::teardown::{Teardown, TeardownAction, TeardownConfig};
 use ftsplice_proto::{Instant, ProxyId};
-use ftsplice_tcp::Config;
+use ftsplice_tcp::{Config, Flags, Segment, SeqNum};
 use std::collections::BTreeSet;
 
 /// Workload factor a ready proxy announces.
@@ -68,6 +70,8 @@ pub struct ProxyStats {
     pub redirected: u64,
     pub splices_created: u64,
     pub replayed: u64,
+    /// Orphaned client segments answered with a reset (`proto::orphan`).
+    pub orphan_resets: u64,
 }
 
 /// The proxy node.
@@ -78,6 +82,7 @@ pub struct Proxy {
     redirector: Redirector,
     teardown: Teardown,
     detector: FailureDetector,
+    orphans: OrphanGuard,
     beat: Option<HeartbeatSender>,
     pre: PreTable,
     started: Instant,
@@ -99,11 +104,13 @@ fn owner_reason(r: DropReason) -> &'static str {
 
 impl Proxy {
     pub fn new(cfg: ProxyConfig) -> Proxy {
-        let detector = FailureDetector::new(DetectorConfig {
+        let dcfg = DetectorConfig {
             interval: cfg.heartbeat,
             missed: cfg.missed,
-        });
+        };
+        let detector = FailureDetector::new(dcfg);
         Proxy {
+            orphans: OrphanGuard::new(Instant::ZERO, cfg.id, OrphanConfig::for_detector(dcfg)),
             repl: Replicator::new(ReplicatorConfig::new(cfg.id)),
             codec: Codec::new(None),
             redirector: Redirector::new(cfg.id, *cfg.vip.ip(), cfg.ssa, cfg.partitions.clone()),
@@ -231,6 +238,9 @@ impl Proxy {
             if let Some(b) = &mut self.beat {
                 b.set_workload(WORKLOAD);
             }
+            self.redirector.set_own_weight(WORKLOAD);
+            self.orphans
+                .handle_table(ctx.now(), self.redirector.table());
             ctx.note(Note::Synced);
         }
     }
@@ -255,10 +265,12 @@ impl Proxy {
 
     fn membership(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now();
+        let mut changed = false;
         while let Some(ev) = self.detector.poll_event() {
+            changed = true;
             match ev {
-                DetectorEvent::ProxyUp { id, .. } => {
-                    self.redirector.proxy_up(id);
+                DetectorEvent::ProxyUp { id, weight } => {
+                    self.redirector.proxy_up(id, weight);
                     self.teardown.proxy_up(now, id);
                     self.repl.handle_peer_up(now, id);
                 }
@@ -268,8 +280,13 @@ impl Proxy {
                     self.repl.handle_peer_down(id);
                     self.synced.remove(&id);
                 }
-                DetectorEvent::WeightChanged { .. } => {}
+                DetectorEvent::WeightChanged { id, weight } => {
+                    self.redirector.proxy_up(id, weight);
+                }
             }
+        }
+        if changed {
+            self.orphans.handle_table(now, self.redirector.table());
         }
         self.flush_repl(ctx);
     }
@@ -305,6 +322,62 @@ impl Proxy {
         }
     }
 
+    /// Whether a packet with no splice and no socket here, in a slot this
+    /// proxy owns, starts a connection. Other client segments are orphans
+    /// (`proto::orphan`): reset once the slot is settled, else dropped.
+    fn accepts_unknown(&mut self, ctx: &mut Ctx<'_>, dst: SocketAddrV4, bytes: &[u8]) -> bool {
+        if dst != self.cfg.vip {
+            ctx.stats().drop("proxy: segment of unknown connection");
+            return false;
+        }
+        let p = match tcpip::parse(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                ctx.stats().drop(e.reason());
+                return false;
+            }
+        };
+        let seg = OrphanSegment {
+            src: p.src,
+            dst: p.dst,
+            seq: p.seg.seq.0,
+            ack: p.seg.ack.0,
+            flags: tcp_flags(bytes),
+            payload_len: p.seg.payload.len() as u32,
+        };
+        match self.orphans.decide(ctx.now(), &seg) {
+            OrphanVerdict::Accept => true,
+            OrphanVerdict::Reset(r) => {
+                self.send_reset(ctx, &r);
+                false
+            }
+            OrphanVerdict::Drop(d) => {
+                ctx.stats().drop(d.reason());
+                false
+            }
+        }
+    }
+
+    fn send_reset(&mut self, ctx: &mut Ctx<'_>, r: &Reset) {
+        let seg: Segment<&[u8]> = Segment {
+            src_port: r.from.port(),
+            dst_port: r.to.port(),
+            seq: SeqNum(r.seq),
+            ack: SeqNum(0),
+            flags: Flags::RST,
+            window: 0,
+            options: Default::default(),
+            payload: &[],
+        };
+        let bytes = tcpip::emit(*r.from.ip(), *r.to.ip(), &seg);
+        if bytes.is_empty() {
+            ctx.stats().drop("proxy: orphan reset could not be emitted");
+            return;
+        }
+        self.stats.orphan_resets += 1;
+        ctx.send_ip(bytes);
+    }
+
     /// Installs a splice built by the pre-splice path and replays the
     /// packets held back while it was being built.
     fn install(&mut self, ctx: &mut Ctx<'_>, splice: Splice, held: Vec<Vec<u8>>) {
@@ -335,6 +408,8 @@ impl Node for Proxy {
         let now = ctx.now();
         self.started = now;
         self.teardown = Teardown::new(now, self.cfg.id, self.cfg.teardown);
+        self.orphans = OrphanGuard::new(now, self.cfg.id, self.orphans.config());
+        self.orphans.handle_table(now, self.redirector.table());
         let epoch = ctx.rng().next_u32();
         self.pre.start(ctx.rng().next_u32());
         self.beat = Some(HeartbeatSender::new(
@@ -379,9 +454,7 @@ impl Node for Proxy {
         });
         match decision {
             RedirectDecision::Local => {
-                let syn_to_vip = dst == self.cfg.vip && tcp_flags(&bytes) & 0x12 == 0x02;
-                if !has_local_socket && !syn_to_vip {
-                    ctx.stats().drop("proxy: segment of unknown connection");
+                if !has_local_socket && !self.accepts_unknown(ctx, dst, &bytes) {
                     return;
                 }
                 let built = self.pre.handle(ctx, &self.cfg, self.repl.table(), bytes);
