@@ -71,6 +71,7 @@ enum ft_counter {
 	FT_C_SLOW_BAD_TCP_HEADER, /* data offset below 5 or past the segment */
 	FT_C_HOLD_PASS,       /* splice on hold, pure ACK or RST: stack */
 	FT_C_PRESPLICE_REDIRECT, /* to the SSA port of another proxy: sent there */
+	FT_C_ORPHAN_MARKED,   /* orphaned client ACK marked FT_ORPHAN_MARK: stack */
 	FT_C_MAX,
 };
 
@@ -129,6 +130,16 @@ struct splice_seen {
 };
 
 #define FT_SPLICE_SEEN_ENTRIES (1 << 18)
+
+/* proxy: `client_owner` value of a slot this proxy owns and has owned,
+ * unchanged, for proto::orphan's grace (0 is an own slot still in its
+ * grace). A client ACK in such a slot with no socket here but the listener
+ * is an orphan (its pre-splice proxy died, or it is stale): it goes to the
+ * stack marked FT_ORPHAN_MARK, and the stack's reset (<SEQ=SEG.ACK><RST>,
+ * the LISTEN rule) carries the mark with net.ipv4.fwmark_reflect=1, so it
+ * passes the proxy's filter that drops every other reset from the VIP. */
+#define FT_OWNER_SETTLED 0xffffffffu
+#define FT_ORPHAN_MARK 0x6f727068u /* "orph" */
 
 /* proxy: the shared splice address (single entry of `proxy_cfg`). A TCP
  * packet to ssa:port with no splice belongs to the proxy owning the port's

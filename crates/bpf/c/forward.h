@@ -292,6 +292,29 @@ struct {
 	__type(value, struct ft_fwd_scratch);
 } fwd_scratch SEC(".maps");
 
+#ifndef FT_TCP_ACK
+#define FT_TCP_ACK 0x10
+#endif
+
+/* An orphan candidate in a settled slot of this proxy (see
+ * FT_OWNER_SETTLED): an ACK without RST is marked for the stack's reset. */
+static __always_inline int ft_orphan(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + FT_L3_OFF;
+	if ((void *)(ip + 1) > end)
+		return -1;
+	__u8 *tcp = (void *)ip + ((ip->ihl * 4) & 0x3c);
+	if ((void *)(tcp + 14) > end)
+		return -1;
+	if ((tcp[13] & (FT_TCP_ACK | FT_TCP_RST)) != FT_TCP_ACK)
+		return -1;
+	skb->mark = FT_ORPHAN_MARK;
+	ft_count(skb, FT_C_ORPHAN_MARKED);
+	return -1;
+}
+
 /* A packet matching no splice that belongs to another proxy, forwarded to
  * it by FIB lookup of its address, headers unchanged but for the TTL:
  * - to the SSA at a port of another proxy's partition (a backend's SYN-ACK
@@ -301,6 +324,8 @@ struct {
  *   connections stay here, whoever owns the slot now). Such packets lose
  *   one TTL per redirect, so proxies whose tables disagree for a moment
  *   cannot bounce a packet forever.
+ * A client packet in a slot this proxy owns goes to the stack; in a
+ * settled one (FT_OWNER_SETTLED) an orphan is marked first (ft_orphan).
  * Returns the TC verdict, or -1 to go on to the stack. */
 static __noinline int ft_presplice(struct __sk_buff *skb)
 {
@@ -361,6 +386,8 @@ static __noinline int ft_presplice(struct __sk_buff *skb)
 			if (mine)
 				return -1;
 		}
+		if (s->fib.ipv4_dst == FT_OWNER_SETTLED)
+			return ft_orphan(skb);
 	}
 	long rc = bpf_fib_lookup(skb, &s->fib, sizeof(s->fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)

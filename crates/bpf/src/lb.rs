@@ -3,7 +3,7 @@
 //! with the simulator and the pre-splice owner rule), each slot holding the
 //! MAC of its proxy.
 
-use crate::bpf_abi::{LbSlot, LB_SLOTS};
+use crate::bpf_abi::{LbSlot, LB_SLOTS, OWNER_SETTLED};
 use ftsplice_proto::lb::{SlotTable, SLOTS};
 use ftsplice_proto::ProxyId;
 use std::net::Ipv4Addr;
@@ -57,10 +57,47 @@ pub fn owner_addrs(
         .collect()
 }
 
+/// Marks in `owners` (from [`owner_addrs`] for the same `table` and `me`)
+/// the slots `me` owns for which `settled(slot)` holds as
+/// [`OWNER_SETTLED`]: their orphaned client ACKs are reset
+/// (`proto::orphan`, `FT_OWNER_SETTLED`). Own slots still in their grace
+/// stay 0.0.0.0.
+pub fn mark_settled(
+    owners: &mut [Ipv4Addr],
+    table: &SlotTable,
+    me: ProxyId,
+    settled: impl Fn(usize) -> bool,
+) {
+    for (k, o) in owners.iter_mut().enumerate() {
+        if table.get(k) == Some(me) && settled(k) {
+            *o = OWNER_SETTLED;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ftsplice_proto::lb::ProxySet;
+
+    #[test]
+    fn only_settled_own_slots_are_marked() {
+        let table = SlotTable::equal([ProxyId(1), ProxyId(2)]);
+        let addr = |id: ProxyId| Some(Ipv4Addr::new(198, 18, 0, id.0 as u8));
+        let before = owner_addrs(&table, ProxyId(1), addr);
+        let mut owners = before.clone();
+        mark_settled(&mut owners, &table, ProxyId(1), |k| k % 2 == 0);
+        let mut marked = 0;
+        for (k, (b, a)) in before.iter().zip(&owners).enumerate() {
+            if table.get(k) == Some(ProxyId(1)) && k % 2 == 0 {
+                assert_eq!(*a, OWNER_SETTLED);
+                marked += 1;
+            } else {
+                assert_eq!(a, b, "slot {k}");
+            }
+        }
+        assert!(marked > 800, "{marked}");
+    }
 
     fn mac(id: ProxyId) -> Option<[u8; 6]> {
         (id.0 < 10).then_some([2, 0, 0, 0, 0, id.0 as u8])

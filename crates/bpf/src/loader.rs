@@ -50,6 +50,8 @@ fn found<T>(r: Result<T, aya::maps::MapError>, name: &'static str) -> Result<Opt
 /// GSO fields BPF_PROG_TEST_RUN accepts in a context.
 const SK_BUFF_LEN: usize = 192;
 const SK_BUFF_GSO_SEGS: usize = 164;
+/// `__sk_buff.mark` (after `len` and `pkt_type`).
+const SK_BUFF_MARK: usize = 8;
 const SK_BUFF_GSO_SIZE: usize = 176;
 
 /// Which splice program an object carries.
@@ -376,6 +378,37 @@ impl SplicePlane {
     /// BPF_PROG_TEST_RUN and returns its verdict and output bytes.
     pub fn test_run(&self, name: &'static str, packet: &[u8]) -> Result<TestRun> {
         self.test_run_ctx(name, packet, None)
+    }
+
+    /// [`Self::test_run`], also returning the skb's mark after the run
+    /// (read back from the context, `__sk_buff.mark`).
+    pub fn test_run_mark(&self, name: &'static str, packet: &[u8]) -> Result<(TestRun, u32)> {
+        let prog = self.classifier(name)?;
+        let mut out = vec![0u8; packet.len() + 256];
+        let mut ctx = [0u8; SK_BUFF_LEN];
+        let opts = TestRunOptions {
+            data_in: Some(packet),
+            data_out: Some(&mut out),
+            ctx_out: Some(&mut ctx),
+            ..TestRunOptions::default()
+        };
+        let r = prog
+            .test_run(opts)
+            .map_err(|source| Error::Program { name, source })?;
+        out.truncate(r.data_size_out as usize);
+        let mark = u32::from_ne_bytes([
+            ctx[SK_BUFF_MARK],
+            ctx[SK_BUFF_MARK + 1],
+            ctx[SK_BUFF_MARK + 2],
+            ctx[SK_BUFF_MARK + 3],
+        ]);
+        Ok((
+            TestRun {
+                retval: r.return_value,
+                packet: out,
+            },
+            mark,
+        ))
     }
 
     /// [`Self::test_run`] with the skb marked as a GSO packet of `segs`

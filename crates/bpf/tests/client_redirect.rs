@@ -6,13 +6,14 @@
 //! proxy's MAC with the TTL decremented and the IP checksum still valid.
 //! A connection the proxy has a socket for stays local whoever owns the
 //! slot; a listener is not such a socket; a packet at TTL 1 is not
-//! redirected again.
+//! redirected again. In an own slot marked settled (`proto::orphan`), an
+//! ACK with no socket here is marked for the stack's reset, nothing else.
 
 mod common;
 
 use common::*;
-use ftsplice_bpf::bpf_abi::{LbCfg, LB_MODE_FLOW};
-use ftsplice_bpf::lb::{owner_addrs, slot_table};
+use ftsplice_bpf::bpf_abi::{LbCfg, LB_MODE_FLOW, ORPHAN_MARK};
+use ftsplice_bpf::lb::{mark_settled, owner_addrs, slot_table};
 use ftsplice_bpf::{Counter, LbPlane, SplicePlane, SpliceRole};
 use ftsplice_linux::{skip_unless_root, NetNs};
 use ftsplice_proto::lb::{ProxySet, SlotTable};
@@ -203,4 +204,76 @@ fn local_sockets_stay_and_ttl_one_is_not_redirected() {
         assert_eq!((r.retval, &r.packet), (TC_ACT_OK, &f));
     })
     .unwrap();
+}
+
+#[test]
+fn settled_own_slots_mark_orphaned_acks_for_the_stacks_reset() {
+    if skip_unless_root("settled_own_slots_mark_orphaned_acks_for_the_stacks_reset") {
+        return;
+    }
+    let ids = [ProxyId(1), ProxyId(2)];
+    let ns = namespace(&ids);
+    ns.run(|| {
+        let vip = SocketAddrV4::new(VIP, 80);
+        let table = SlotTable::equal(ids);
+        let mut p = SplicePlane::load(SpliceRole::Proxy).unwrap();
+        p.set_ssa_owners(SSA, &[]).unwrap();
+        let plain = owner_addrs(&table, ProxyId(1), addr);
+        let mut settled = plain.clone();
+        mark_settled(&mut settled, &table, ProxyId(1), |_| true);
+        p.set_client_owners(VIP, &settled).unwrap();
+        let _listener = std::net::TcpListener::bind(vip).unwrap();
+        let port_of = |owner: ProxyId| {
+            (1024..u16::MAX)
+                .map(|port| SocketAddrV4::new(Ipv4Addr::new(198, 19, 0, 9), port))
+                .find(|&c| table.choose(c, vip) == Some(owner))
+                .unwrap()
+        };
+        let mine = port_of(ProxyId(1));
+        // An ACK in a settled own slot with only the listener here: to the
+        // stack unchanged, marked for the reset filter.
+        let f = Seg::new(mine, vip).frame();
+        let (r, mark) = p.test_run_mark("proxy_ingress", &f).unwrap();
+        assert_eq!((r.retval, &r.packet, mark), (TC_ACT_OK, &f, ORPHAN_MARK));
+        // A reset, a SYN, a bare FIN: never marked.
+        for flags in [0x04 | ACK, SYN, 0x01] {
+            let f = Seg {
+                flags,
+                ..Seg::new(mine, vip)
+            }
+            .frame();
+            let (r, mark) = p.test_run_mark("proxy_ingress", &f).unwrap();
+            assert_eq!((r.retval, mark), (TC_ACT_OK, 0), "flags {flags:#x}");
+        }
+        // Proxy 2's slot: redirected there, not marked.
+        let f = Seg::new(port_of(ProxyId(2)), vip).frame();
+        let (r, mark) = p.test_run_mark("proxy_ingress", &f).unwrap();
+        assert_eq!((r.retval, mark), (TC_ACT_REDIRECT, 0));
+        // Own slots still in their grace (0.0.0.0): not marked.
+        p.set_client_owners(VIP, &plain).unwrap();
+        let (r, mark) = p.test_run_mark("proxy_ingress", &f_of(mine)).unwrap();
+        assert_eq!((r.retval, mark), (TC_ACT_OK, 0));
+        assert_eq!(p.counters().unwrap().get(Counter::OrphanMarked), 1);
+        // A connection this proxy has a socket for is never an orphan.
+        let all = SlotTable::equal([ProxyId(1)]);
+        let mut owners = owner_addrs(&all, ProxyId(1), addr);
+        mark_settled(&mut owners, &all, ProxyId(1), |_| true);
+        p.set_client_owners(VIP, &owners).unwrap();
+        let client = std::net::TcpStream::connect(vip).unwrap();
+        let local = match client.local_addr().unwrap() {
+            std::net::SocketAddr::V4(a) => a,
+            std::net::SocketAddr::V6(a) => panic!("{a}"),
+        };
+        let (r, mark) = p.test_run_mark("proxy_ingress", &f_of(local)).unwrap();
+        assert_eq!((r.retval, mark), (TC_ACT_OK, 0));
+        let other = SocketAddrV4::new(*local.ip(), local.port() ^ 1);
+        let (_, mark) = p.test_run_mark("proxy_ingress", &f_of(other)).unwrap();
+        assert_eq!(mark, ORPHAN_MARK);
+        assert_eq!(p.counters().unwrap().get(Counter::OrphanMarked), 2);
+    })
+    .unwrap();
+}
+
+fn f_of(client: SocketAddrV4) -> Vec<u8> {
+    Seg::new(client, SocketAddrV4::new(VIP, 80)).frame()
 }

@@ -29,7 +29,12 @@
 //! weighted slot table (`proto::lb::SlotTable`) over itself and the peers
 //! it sees up, so a client packet the lb sends elsewhere than to the
 //! proxy holding the connection (membership or weights changed while it
-//! was being spliced) goes to the slot's owner.
+//! was being spliced) goes to the slot's owner. Its own slots whose owner
+//! has not changed for `proto::orphan`'s grace are written as
+//! `OWNER_SETTLED`: there the data plane marks orphaned client ACKs (a
+//! pre-splice connection of a dead proxy, or a stale one) so that the
+//! kernel's reset passes the proxy's reset filter and the client fails
+//! fast instead of hanging (docs/daemons.md).
 //!
 //! Agents (split-splice, `agent = true` peers) are receive-only: a proxy
 //! sends them its own creates and deletes (unacknowledged; a lost one only
@@ -51,6 +56,7 @@ use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use ftsplice_proto::detector::{DetectorConfig, DetectorEvent, FailureDetector};
 use ftsplice_proto::heartbeat::{Heartbeat, HeartbeatSender};
 use ftsplice_proto::lb::{ProxySet, SlotTable};
+use ftsplice_proto::orphan::{OrphanConfig, OrphanGuard};
 use ftsplice_proto::replication::codec::{Codec, DecodeError, Key};
 use ftsplice_proto::replication::{Message, Replicator, ReplicatorConfig, ReplicatorEvent};
 use ftsplice_proto::splice::{Direction, Splice, SpliceId};
@@ -230,6 +236,10 @@ pub struct Control {
     members: ProxySet,
     /// `members` changed since the client-owner table was written.
     clients_stale: bool,
+    /// When each slot of the client-owner table last changed owner.
+    orphans: OrphanGuard,
+    /// The next own slot to leave its grace (the table is rewritten then).
+    next_settle: Option<Instant>,
     metrics: Metrics,
 }
 
@@ -245,7 +255,13 @@ impl Control {
         let workload = cfg.clients.map_or(100, |c| c.workload);
         let mut members = ProxySet::new();
         members.upsert(me, workload);
+        let detector = DetectorConfig {
+            interval: cfg.peer_heartbeat,
+            missed: 3,
+        };
         Control {
+            orphans: OrphanGuard::new(now, me, OrphanConfig::for_detector(detector)),
+            next_settle: None,
             peers: cfg.peers.iter().map(|p| (p.id, *p)).collect(),
             replicator: Replicator::new(ReplicatorConfig::new(me)),
             teardown: Teardown::new(now, me, cfg.teardown),
@@ -255,10 +271,7 @@ impl Control {
                 .agent_backend
                 .is_none()
                 .then(|| HeartbeatSender::new(now, me, cfg.epoch, cfg.peer_heartbeat, workload)),
-            detector: FailureDetector::new(DetectorConfig {
-                interval: cfg.peer_heartbeat,
-                missed: 3,
-            }),
+            detector: FailureDetector::new(detector),
             sink,
             ports,
             tracked: HashMap::new(),
@@ -456,6 +469,9 @@ impl Control {
         if !self.is_agent() {
             t = t.min(self.teardown.poll_timeout());
         }
+        if let Some(s) = self.next_settle {
+            t = t.min(s);
+        }
         t
     }
 
@@ -481,6 +497,10 @@ impl Control {
         }
         if !self.is_agent() {
             self.teardown.handle_timeout(now);
+        }
+        if self.next_settle.is_some_and(|s| s <= now) {
+            self.next_settle = None;
+            self.clients_stale = true;
         }
     }
 
@@ -597,20 +617,33 @@ impl Control {
         self.clients_stale |= changed;
     }
 
-    /// Writes the client-owner table for the current members.
-    fn route_clients(&mut self) {
+    /// Writes the client-owner table for the current members, own slots
+    /// out of their grace as settled.
+    fn route_clients(&mut self, now: Instant) {
         let Some(c) = self.cfg.clients else {
             return;
         };
         self.clients_stale = false;
         let table = SlotTable::build(&self.members);
+        self.orphans.handle_table(now, &table);
         let peers = &self.peers;
-        let owners = ftsplice_bpf::lb::owner_addrs(&table, self.cfg.me, |id| {
+        let me = self.cfg.me;
+        let mut owners = ftsplice_bpf::lb::owner_addrs(&table, me, |id| {
             match peers.get(&id).map(|p| p.addr.ip()) {
                 Some(std::net::IpAddr::V4(a)) => Some(a),
                 _ => None,
             }
         });
+        let orphans = &self.orphans;
+        ftsplice_bpf::lb::mark_settled(&mut owners, &table, me, |k| orphans.settled_at(k) <= now);
+        self.next_settle = table
+            .slots()
+            .iter()
+            .enumerate()
+            .filter(|&(_, &id)| id == me)
+            .map(|(k, _)| orphans.settled_at(k))
+            .filter(|&at| at > now)
+            .min();
         let members: Vec<String> = self
             .members
             .iter()
@@ -681,7 +714,7 @@ impl Control {
             }
         }
         if self.clients_stale {
-            self.route_clients();
+            self.route_clients(now);
         }
         self.metrics
             .active
@@ -920,6 +953,7 @@ fn handle_received(ctl: &mut Control, m: Received) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ftsplice_bpf::bpf_abi::OWNER_SETTLED;
     use ftsplice_proto::splice::WindowScales;
     use std::collections::BTreeMap;
 
@@ -1128,11 +1162,12 @@ mod tests {
     fn client_owner_tables_are_the_lbs_weighted_table_on_every_proxy() {
         let mut a = node(1, &[(2, false), (3, true)], KEY, None);
         let mut b = node(2, &[(1, false)], KEY, None);
-        // Alone: every slot is its own.
+        // Alone: every slot is its own (and in its grace).
         a.ctl.process(Instant::ZERO);
         let (vip, owners) = a.sink.0.lock().unwrap().clients.clone().unwrap();
         assert_eq!(vip, VIP);
         assert!(owners.iter().all(|o| o.is_unspecified()));
+        let grace = OrphanConfig::for_detector(a.ctl.detector.config()).grace;
         let now = run(0, 50, &mut [&mut a, &mut b]);
         // Both up, weights 100 and 200 (from the peer heartbeats): each
         // proxy holds the lb's table, with its own slots as 0.0.0.0.
@@ -1156,6 +1191,7 @@ mod tests {
                 assert_eq!(*o, want, "proxy {me} slot {k}");
             }
         }
+        assert!(now < Instant::ZERO + grace, "{now:?}: still in the grace");
         // B goes silent: A takes every slot back.
         let mut later = now;
         for _ in 0..10 {
@@ -1164,7 +1200,32 @@ mod tests {
             a.ctl.process(later);
         }
         let (_, owners) = a.sink.0.lock().unwrap().clients.clone().unwrap();
-        assert!(owners.iter().all(|o| o.is_unspecified()));
+        assert!(owners
+            .iter()
+            .all(|o| *o == Ipv4Addr::UNSPECIFIED || *o == OWNER_SETTLED));
+        // A's slots settle one grace after their last change: the ones it
+        // always had first, B's one grace after B was declared down.
+        let settled = |o: &[Ipv4Addr]| o.iter().filter(|a| **a == OWNER_SETTLED).count();
+        let down_at = later;
+        let deadline = down_at + grace + Duration::from_millis(10);
+        let mut t = later;
+        let mut counts = Vec::new();
+        while t < deadline {
+            t = a
+                .ctl
+                .poll_timeout()
+                .min(deadline)
+                .max(t + Duration::from_millis(1));
+            a.ctl.handle_timeout(t);
+            a.ctl.process(t);
+            let (_, o) = a.sink.0.lock().unwrap().clients.clone().unwrap();
+            counts.push(settled(&o));
+        }
+        let own_before = (0..ftsplice_proto::lb::SLOTS)
+            .filter(|&k| table.get(k) == Some(ProxyId(1)))
+            .count();
+        assert!(counts.contains(&own_before), "{counts:?} {own_before}");
+        assert_eq!(counts.last(), Some(&ftsplice_proto::lb::SLOTS));
     }
 
     #[test]

@@ -115,6 +115,13 @@ pub const LB_MODE_RANDOM: u32 = 2;
 pub const LB_MODE_PORT: u32 = 3;
 /// Entries of `lb_port_owner` (one per port).
 pub const LB_PORTS: usize = 65536;
+/// `client_owner` value of a slot this proxy owns and has owned, unchanged,
+/// for `proto::orphan`'s grace (`FT_OWNER_SETTLED`): its orphaned client
+/// ACKs are marked [`ORPHAN_MARK`] on their way to the stack.
+pub const OWNER_SETTLED: core::net::Ipv4Addr = core::net::Ipv4Addr::BROADCAST;
+/// The skb mark of an orphaned client ACK (`FT_ORPHAN_MARK`); the stack's
+/// reset carries it when `net.ipv4.fwmark_reflect` is 1.
+pub const ORPHAN_MARK: u32 = 0x6f72_7068;
 
 /// One slot of the lb's proxy table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -191,11 +198,14 @@ pub enum Counter {
     HoldPass,
     /// To an SSA port of another proxy's partition: forwarded there.
     PresliceRedirect,
+    /// An orphaned client ACK (`proto::orphan`) marked [`ORPHAN_MARK`]
+    /// for the stack's reset.
+    OrphanMarked,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 19;
-    pub const ALL: [Counter; 19] = [
+    pub const COUNT: u32 = 20;
+    pub const ALL: [Counter; 20] = [
         Counter::NotIpv4,
         Counter::NotTcp,
         Counter::Fragment,
@@ -215,6 +225,7 @@ impl Counter {
         Counter::SlowBadTcpHeader,
         Counter::HoldPass,
         Counter::PresliceRedirect,
+        Counter::OrphanMarked,
     ];
 
     /// Stable lowercase name for metrics.
@@ -239,6 +250,7 @@ impl Counter {
             Counter::SlowBadTcpHeader => "slow_bad_tcp_header",
             Counter::HoldPass => "hold_pass",
             Counter::PresliceRedirect => "presplice_redirect",
+            Counter::OrphanMarked => "orphan_marked",
         }
     }
 }

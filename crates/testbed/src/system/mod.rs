@@ -656,17 +656,24 @@ fn route_ssa_ports_to_owners(ns: &NetNs, plan: &Plan, me: usize) -> Result<()> {
 /// the VIP or SSA and break them. Dropping locally generated RSTs from those
 /// addresses (netfilter output hook; translated packets are redirected by
 /// the data plane and never pass it) leaves the packets unanswered, so the
-/// endpoints retransmit through a live proxy.
+/// endpoints retransmit through a live proxy. Except the resets of
+/// orphans (`proto::orphan`): a live data plane marks a client ACK that
+/// no proxy can serve any more (its pre-splice proxy died) with
+/// `ORPHAN_MARK`, and with `fwmark_reflect` the kernel's reset carries the
+/// mark, so that client fails fast instead of hanging. A killed daemon's
+/// data plane is gone and marks nothing.
 fn drop_kernel_resets(ns: &NetNs, plan: &Plan, dir: &Path) -> Result<()> {
+    sysctls(ns, &[("net.ipv4.fwmark_reflect", "1")])?;
     let rules = format!(
         "table ip ftsplice {{\n\
          \x20 chain out {{\n\
          \x20   type filter hook output priority 0; policy accept;\n\
-         \x20   ip saddr {{ {}, {} }} tcp flags & rst == rst drop\n\
+         \x20   ip saddr {{ {}, {} }} tcp flags & rst == rst meta mark != {:#x} drop\n\
          \x20 }}\n\
          }}\n",
         plan.vip(),
-        plan.ssa()
+        plan.ssa(),
+        ftsplice_linux::bpf_abi::ORPHAN_MARK
     );
     let file = dir.join(format!("{}.nft", ns.name()));
     std::fs::write(&file, rules)?;
