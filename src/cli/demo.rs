@@ -9,7 +9,7 @@ use super::sim::{run_one, BackendArgs, RunArgs};
 use clap::Args;
 use ftsplice_report::Report;
 use ftsplice_sim::scenario::NAMES as SIM_NAMES;
-use ftsplice_testbed::scenario::{self, Options, Unsupported, NAMES as TESTBED_NAMES};
+use ftsplice_testbed::scenario::{self, Options, NAMES as TESTBED_NAMES};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -40,9 +40,8 @@ pub struct DemoArgs {
     pub plot_dir: Option<PathBuf>,
 }
 
-/// Why a scenario produced no report: the error, and whether it is a
-/// missing daemon feature ([`Unsupported`]) rather than a failure.
-type Failure = (String, bool);
+/// Why a scenario produced no report: its error, all causes.
+type Failure = String;
 
 struct Row {
     name: String,
@@ -74,17 +73,13 @@ pub fn main(args: DemoArgs) -> anyhow::Result<()> {
         o.stream_size = args.stream_size;
         for name in TESTBED_NAMES {
             println!("=== testbed {name}");
-            let outcome = scenario::run(name, &o).map_err(|e| {
-                let unsupported = e.downcast_ref::<Unsupported>().is_some();
-                (format!("{e:#}"), unsupported)
-            });
+            let outcome = scenario::run(name, &o).map_err(|e| format!("{e:#}"));
             match &outcome {
                 Ok(r) => {
                     print!("{}", r.table());
                     println!("{}", r.to_json());
                 }
-                Err((e, true)) => println!("NOT RUN: {e}"),
-                Err((e, false)) => println!("FAILED: {e}"),
+                Err(e) => println!("FAILED: {e}"),
             }
             rows.push(Row {
                 name: name.to_string(),
@@ -109,14 +104,14 @@ pub fn main(args: DemoArgs) -> anyhow::Result<()> {
             backend: BackendArgs::default(),
         };
         let outcome = run_one(&a)
-            .map_err(|e| (format!("{e:#}"), false))
+            .map_err(|e| format!("{e:#}"))
             .map(|(run, wall)| {
                 print!("{}", run.report.table());
                 println!("wall time    {wall:.2} s");
                 println!("{}", run.report.to_json());
                 run.report
             });
-        if let Err((e, _)) = &outcome {
+        if let Err(e) = &outcome {
             println!("FAILED: {e}");
         }
         rows.push(Row {
@@ -131,7 +126,6 @@ pub fn main(args: DemoArgs) -> anyhow::Result<()> {
         "scenario", "mode", "completed", "broken", "corrupted", "detected", "stall"
     );
     let mut failed = Vec::new();
-    let mut not_run = Vec::new();
     for r in &rows {
         match &r.outcome {
             Ok(rep) => {
@@ -155,7 +149,7 @@ pub fn main(args: DemoArgs) -> anyhow::Result<()> {
                     failed.push(format!("{} {}", r.mode, r.name));
                 }
             }
-            Err((e, unsupported)) => {
+            Err(e) => {
                 let first: String = e
                     .lines()
                     .next()
@@ -163,24 +157,13 @@ pub fn main(args: DemoArgs) -> anyhow::Result<()> {
                     .chars()
                     .take(160)
                     .collect();
-                if *unsupported {
-                    println!("{:<14} {:<8} NOT RUN: {first}", r.name, r.mode);
-                    not_run.push(format!("{} {}", r.mode, r.name));
-                } else {
-                    println!("{:<14} {:<8} FAILED: {first}", r.name, r.mode);
-                    failed.push(format!("{} {}", r.mode, r.name));
-                }
+                println!("{:<14} {:<8} FAILED: {first}", r.name, r.mode);
+                failed.push(format!("{} {}", r.mode, r.name));
             }
         }
     }
-    if !not_run.is_empty() {
-        println!(
-            "demo: NOT RUN for a missing daemon feature (see above): {}",
-            not_run.join(", ")
-        );
-    }
     if failed.is_empty() {
-        println!("demo: every connection of every scenario that ran survived its fault");
+        println!("demo: every connection of every scenario survived its fault");
         Ok(())
     } else {
         anyhow::bail!(

@@ -49,19 +49,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const NAMES: [&str; 5] = ["proxy-crash", "lb-crash", "split-splice", "stream", "iperf"];
 
-/// A scenario that cannot run because a daemon lacks a feature (the
-/// message names it); distinct from a run that lost connections.
-#[derive(Debug)]
-pub struct Unsupported(pub String);
-
-impl std::fmt::Display for Unsupported {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "not supported: {}", self.0)
-    }
-}
-
-impl std::error::Error for Unsupported {}
-
 /// Scenario sizes; [`Options::new`] gives the numbers, tests use
 /// small ones.
 #[derive(Clone, Debug)]
