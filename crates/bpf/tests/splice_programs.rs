@@ -481,33 +481,43 @@ proptest! {
     }
 }
 
-#[test]
-fn presplice_packets_to_another_proxys_ssa_port_are_forwarded_to_it() {
-    if skip_unless_root("presplice_packets_to_another_proxys_ssa_port_are_forwarded_to_it") {
-        return;
-    }
-    const TC_ACT_REDIRECT: u32 = 7;
-    let ns = NetNs::new("pre").unwrap();
+/// A namespace forwarding IPv4 with a veth pair d0/d1 up and `addr` on d0.
+fn forwarding_veth_ns(name: &str, addr: &str) -> NetNs {
+    let ns = NetNs::new(name).unwrap();
     ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
         .unwrap();
-    ns.ip(&["addr", "add", "198.18.70.1/24", "dev", "d0"])
-        .unwrap();
+    ns.ip(&["addr", "add", addr, "dev", "d0"]).unwrap();
     for d in ["d0", "d1"] {
         ns.ip(&["link", "set", d, "up"]).unwrap();
     }
+    ns.sysctl("net.ipv4.ip_forward", "1").unwrap();
+    ns
+}
+
+/// Makes `ip` a permanent neighbour at `mac` on d0 (adding or replacing).
+fn set_neighbour(ns: &NetNs, ip: &str, mac: &str) {
     ns.ip(&[
         "neigh",
-        "add",
-        "198.18.70.2",
+        "replace",
+        ip,
         "lladdr",
-        "02:00:00:00:00:09",
+        mac,
         "dev",
         "d0",
         "nud",
         "permanent",
     ])
     .unwrap();
-    ns.sysctl("net.ipv4.ip_forward", "1").unwrap();
+}
+
+#[test]
+fn presplice_packets_to_another_proxys_ssa_port_are_forwarded_to_it() {
+    if skip_unless_root("presplice_packets_to_another_proxys_ssa_port_are_forwarded_to_it") {
+        return;
+    }
+    const TC_ACT_REDIRECT: u32 = 7;
+    let ns = forwarding_veth_ns("pre", "198.18.70.1/24");
+    set_neighbour(&ns, "198.18.70.2", "02:00:00:00:00:09");
     ns.run(|| {
         let mut p = SplicePlane::load(SpliceRole::Proxy).unwrap();
         let ssa = Ipv4Addr::new(198, 18, 2, 1);
@@ -539,28 +549,8 @@ fn translated_packets_go_to_the_veth_peer_only_out_of_listed_devices() {
     let s = splice();
     // The backend (the client-to-server packets' new destination) is a
     // permanent neighbour on d0.
-    let ns = NetNs::new("peer").unwrap();
-    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
-        .unwrap();
-    ns.ip(&["addr", "add", "198.18.2.1/24", "dev", "d0"])
-        .unwrap();
-    for d in ["d0", "d1"] {
-        ns.ip(&["link", "set", d, "up"]).unwrap();
-    }
-    let backend = s.backend.ip().to_string();
-    ns.ip(&[
-        "neigh",
-        "add",
-        &backend,
-        "lladdr",
-        "02:00:00:00:00:09",
-        "dev",
-        "d0",
-        "nud",
-        "permanent",
-    ])
-    .unwrap();
-    ns.sysctl("net.ipv4.ip_forward", "1").unwrap();
+    let ns = forwarding_veth_ns("peer", "198.18.2.1/24");
+    set_neighbour(&ns, &s.backend.ip().to_string(), "02:00:00:00:00:09");
     let d0 = ns.ifindex("d0").unwrap();
     let d1 = ns.ifindex("d1").unwrap();
     ns.run(|| {
@@ -597,31 +587,10 @@ fn a_neighbour_change_reaches_spliced_packets_within_the_next_hop_cache_ttl() {
         return;
     }
     let s = splice();
-    let ns = NetNs::new("nhc").unwrap();
-    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
-        .unwrap();
-    ns.ip(&["addr", "add", "198.18.2.1/24", "dev", "d0"])
-        .unwrap();
-    for d in ["d0", "d1"] {
-        ns.ip(&["link", "set", d, "up"]).unwrap();
-    }
+    let ns = forwarding_veth_ns("nhc", "198.18.2.1/24");
     let backend = s.backend.ip().to_string();
-    let neigh = |mac: &str| {
-        ns.ip(&[
-            "neigh",
-            "replace",
-            &backend,
-            "lladdr",
-            mac,
-            "dev",
-            "d0",
-            "nud",
-            "permanent",
-        ])
-        .unwrap();
-    };
+    let neigh = |mac: &str| set_neighbour(&ns, &backend, mac);
     neigh("02:00:00:00:00:09");
-    ns.sysctl("net.ipv4.ip_forward", "1").unwrap();
     let mut c2s = Seg::new(s.client, s.vip);
     c2s.payload = b"x".to_vec();
     let frame = c2s.frame();
