@@ -24,7 +24,7 @@ pub use error::Error;
 pub use load::load_average;
 pub use netns::{unique_name, NetNs};
 pub use privilege::{is_root, pin_current_thread, skip_unless_root};
-pub use repair::{FrozenSocket, Queue, RepairWindow, SocketState, TcpInfoLite};
+pub use repair::{FreezeFailed, FrozenSocket, Queue, RepairWindow, SocketState, TcpInfoLite};
 pub use topology::{check_test_addr, Link, Offloads, Port, Topology, BRIDGE};
 
 pub type Result<T, E = Error> = core::result::Result<T, E>;

@@ -464,13 +464,48 @@ pub struct FrozenSocket {
     state: SocketState,
 }
 
+/// A freeze that failed: the error, and the socket back out of repair mode
+/// (still connected, so the caller can keep using it, e.g. relay it in user
+/// space), or `None` if it could not leave repair mode (it was then closed
+/// silently: the peer is not told).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct FreezeFailed {
+    #[source]
+    pub error: Error,
+    pub stream: Option<TcpStream>,
+    /// Why leaving repair mode failed, when `stream` is `None`.
+    pub thaw_error: Option<Error>,
+}
+
 impl FrozenSocket {
     /// Puts an established socket into repair mode and snapshots it. On
-    /// error the socket is left in repair mode and dropped silently.
-    pub fn freeze(stream: TcpStream) -> Result<FrozenSocket> {
-        set_repair(stream.as_raw_fd(), true)?;
-        let state = read_state(&stream)?;
-        Ok(FrozenSocket { stream, state })
+    /// error the socket leaves repair mode quietly (sending nothing) and
+    /// comes back in the error, unless it was never put in repair mode
+    /// (then it comes back untouched) or cannot leave it.
+    pub fn freeze(stream: TcpStream) -> std::result::Result<FrozenSocket, FreezeFailed> {
+        if let Err(error) = set_repair(stream.as_raw_fd(), true) {
+            return Err(FreezeFailed {
+                error,
+                stream: Some(stream),
+                thaw_error: None,
+            });
+        }
+        match read_state(&stream) {
+            Ok(state) => Ok(FrozenSocket { stream, state }),
+            Err(error) => match leave_repair_quietly(stream.as_raw_fd()) {
+                Ok(()) => Err(FreezeFailed {
+                    error,
+                    stream: Some(stream),
+                    thaw_error: None,
+                }),
+                Err(t) => Err(FreezeFailed {
+                    error,
+                    stream: None,
+                    thaw_error: Some(t),
+                }),
+            },
+        }
     }
 
     pub fn state(&self) -> &SocketState {

@@ -285,3 +285,38 @@ fn out_of_order_data_is_detected() {
     let f = FrozenSocket::freeze(server).unwrap();
     assert!(!f.state().holds_out_of_order());
 }
+
+/// A freeze that fails (here: the peer's FIN moved the socket to
+/// CLOSE_WAIT, which a snapshot refuses) gives the socket back out of
+/// repair mode: it still sends (the peer reads the bytes) and still
+/// closes normally (the peer sees our FIN), so the caller can relay the
+/// connection instead of losing it.
+#[test]
+fn failed_freeze_returns_a_working_socket() {
+    if skip_unless_root("failed_freeze_returns_a_working_socket") {
+        return;
+    }
+    let (_t, _, client, mut server) = connected_pair();
+    server.shutdown(std::net::Shutdown::Write).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while repair::tcp_info(client.as_raw_fd()).unwrap().state == TCP_ESTABLISHED {
+        assert!(Instant::now() < deadline, "the FIN never arrived");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let failed = FrozenSocket::freeze(client).unwrap_err();
+    assert!(
+        failed.error.to_string().contains("not ESTABLISHED"),
+        "{}",
+        failed.error
+    );
+    assert!(failed.thaw_error.is_none());
+    let mut client = failed.stream.expect("the socket comes back");
+    client.write_all(b"late").unwrap();
+    let mut b = [0u8; 4];
+    server.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"late");
+    drop(client);
+    let mut rest = Vec::new();
+    server.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "a FIN after the data");
+}

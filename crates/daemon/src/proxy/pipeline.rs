@@ -516,8 +516,7 @@ impl Pipeline {
                 return Err((format!("relaying before the freeze: {e}"), Some(pair)));
             }
             // A FIN (it can arrive while the hold is lifted) or RST: a socket
-            // that is not ESTABLISHED does not freeze, and a failed freeze
-            // loses the connection.
+            // that is not ESTABLISHED does not freeze; relay it at once.
             if let Some(why) = not_established(&pair) {
                 return Err((why, Some(pair)));
             }
@@ -591,15 +590,39 @@ impl Pipeline {
                 backend_addr,
                 ..
             } = pair;
-            // A socket that fails to freeze is left frozen and closed
-            // silently (its peer keeps waiting): the connection is lost.
+            // A socket that fails to freeze comes back out of repair mode
+            // (the other one is thawed), and the connection is relayed.
+            // Only a socket that cannot leave repair mode is lost.
+            let back = |client, backend| Pair {
+                client,
+                backend,
+                client_addr,
+                vip,
+                ssa,
+                backend_addr,
+                to_backend: Vec::new(),
+                to_client: Vec::new(),
+            };
             let fa = match FrozenSocket::freeze(client) {
                 Ok(f) => f,
-                Err(e) => return Err((format!("freezing the client socket: {e}"), None)),
+                Err(e) => {
+                    let why = format!("freezing the client socket: {e}");
+                    return Err(match e.stream {
+                        Some(client) => (why, Some(back(client, backend))),
+                        None => (why, None),
+                    });
+                }
             };
             let fb = match FrozenSocket::freeze(backend) {
                 Ok(f) => f,
-                Err(e) => return Err((format!("freezing the backend socket: {e}"), None)),
+                Err(e) => {
+                    let why = format!("freezing the backend socket: {e}");
+                    return Err(match (fa.thaw(), e.stream) {
+                        (Ok(client), Some(backend)) => (why, Some(back(client, backend))),
+                        (Err(te), _) => (format!("{why}; thawing the client failed: {te}"), None),
+                        (Ok(_), None) => (why, None),
+                    });
+                }
             };
             let ts = {
                 let sink = lock(&self.sink);
