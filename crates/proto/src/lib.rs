@@ -13,6 +13,7 @@ pub mod lb;
 pub mod lb_control;
 pub mod lb_pair;
 pub mod orphan;
+pub mod orphan_records;
 pub mod owner;
 pub mod replication;
 pub mod rng;

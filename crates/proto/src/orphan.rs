@@ -192,6 +192,11 @@ impl OrphanGuard {
         }
     }
 
+    /// The owner of slot `k` in the last table seen.
+    pub fn owner(&self, k: usize) -> Option<ProxyId> {
+        self.owners[k % SLOTS]
+    }
+
     /// From when orphans of slot `k` are reset.
     pub fn settled_at(&self, k: usize) -> Instant {
         self.changed[k % SLOTS] + self.cfg.grace

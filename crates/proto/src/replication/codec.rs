@@ -17,7 +17,9 @@
 //! Bodies: Create/Update = splice; Delete/Ack = id u64 + version u32;
 //! SnapshotRequest = id u64; Snapshot = last u8 (0/1) + count u16 + splices;
 //! Fin = id u64 + direction u8 (0 client→server, 1 server→client);
-//! Activity = count u16 + ids.
+//! Activity = count u16 + ids; PreSplice = add count u16, remove count u16,
+//! then the records (client, vip: IPv4 + port each; rst_seq u32: 16 bytes
+//! each), then the removed flows (client, vip: 12 bytes each).
 //!
 //! Decoding never panics; every violation (unknown version or type, length
 //! mismatch, non-zero reserved bits, non-canonical fields, missing or wrong
@@ -36,6 +38,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::message::{Envelope, Message};
+use crate::orphan_records::{PreKey, PreRecord};
 use crate::splice::{Direction, Splice, SpliceId, TsDeltas, WindowScales};
 use crate::ProxyId;
 
@@ -49,6 +52,10 @@ pub const MAX_BODY: usize = 65_000;
 /// Largest snapshot chunk / activity list that fits [`MAX_BODY`].
 pub const MAX_SPLICES_PER_CHUNK: usize = (MAX_BODY - 3) / SPLICE_LEN;
 pub const MAX_IDS_PER_ACTIVITY: usize = (MAX_BODY - 2) / 8;
+pub const PRE_RECORD_LEN: usize = 16;
+pub const PRE_KEY_LEN: usize = 12;
+/// Largest pre-splice record list (added plus removed) in one message.
+pub const MAX_PRE_RECORDS: usize = (MAX_BODY - 4) / PRE_RECORD_LEN;
 
 const FLAG_TAG: u8 = 1;
 const SPLICE_TS: u8 = 1;
@@ -141,6 +148,24 @@ pub fn encode(sender: ProxyId, msg: &Message, key: Option<&Key>) -> Result<Vec<u
             out.extend_from_slice(&(ids.len() as u16).to_be_bytes());
             for id in ids {
                 out.extend_from_slice(&id.0.to_be_bytes());
+            }
+        }
+        Message::PreSplice { add, remove } => {
+            if add.len() + remove.len() > MAX_PRE_RECORDS {
+                return Err(EncodeError::TooLarge(
+                    4 + add.len() * PRE_RECORD_LEN + remove.len() * PRE_KEY_LEN,
+                ));
+            }
+            out.extend_from_slice(&(add.len() as u16).to_be_bytes());
+            out.extend_from_slice(&(remove.len() as u16).to_be_bytes());
+            for r in add {
+                put_addr(&mut out, &r.client);
+                put_addr(&mut out, &r.vip);
+                out.extend_from_slice(&r.rst_seq.to_be_bytes());
+            }
+            for k in remove {
+                put_addr(&mut out, &k.client);
+                put_addr(&mut out, &k.vip);
             }
         }
     }
@@ -287,7 +312,7 @@ pub fn decode(data: &[u8], key: Option<&Key>) -> Result<Envelope, DecodeError> {
         return Err(DecodeError::UnsupportedVersion(data[4]));
     }
     let kind = data[5];
-    if !(1..=8).contains(&kind) {
+    if !(1..=9).contains(&kind) {
         return Err(DecodeError::UnknownType(kind));
     }
     let flags = data[6];
@@ -363,6 +388,33 @@ pub fn decode(data: &[u8], key: Option<&Key>) -> Result<Envelope, DecodeError> {
                 _ => return Err(DecodeError::BadBody("unknown direction")),
             };
             Message::Fin { id, dir }
+        }
+        9 => {
+            let n_add = usize::from(r.u16()?);
+            let n_rem = usize::from(r.u16()?);
+            if n_add + n_rem > MAX_PRE_RECORDS
+                || r.b.len() != n_add * PRE_RECORD_LEN + n_rem * PRE_KEY_LEN
+            {
+                return Err(DecodeError::BadBody("pre-splice counts do not match body"));
+            }
+            let add = (0..n_add)
+                .map(|_| {
+                    Ok(PreRecord {
+                        client: r.addr()?,
+                        vip: r.addr()?,
+                        rst_seq: r.u32()?,
+                    })
+                })
+                .collect::<Result<Vec<_>, DecodeError>>()?;
+            let remove = (0..n_rem)
+                .map(|_| {
+                    Ok(PreKey {
+                        client: r.addr()?,
+                        vip: r.addr()?,
+                    })
+                })
+                .collect::<Result<Vec<_>, DecodeError>>()?;
+            Message::PreSplice { add, remove }
         }
         _ => {
             let n = usize::from(r.u16()?);
@@ -494,6 +546,21 @@ mod tests {
             Message::Activity {
                 ids: vec![SpliceId(1), SpliceId(2)],
             },
+            Message::PreSplice {
+                add: vec![PreRecord {
+                    client: SocketAddrV4::new(Ipv4Addr::new(198, 19, 0, 7), 40_000),
+                    vip: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 100), 80),
+                    rst_seq: 0xdead_beef,
+                }],
+                remove: vec![PreKey {
+                    client: SocketAddrV4::new(Ipv4Addr::new(198, 19, 0, 8), 1),
+                    vip: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 100), 80),
+                }],
+            },
+            Message::PreSplice {
+                add: vec![],
+                remove: vec![],
+            },
         ]
     }
 
@@ -539,8 +606,8 @@ mod tests {
         b[4] = 2;
         assert_eq!(decode(&b, None), Err(DecodeError::UnsupportedVersion(2)));
         let mut b = good.clone();
-        b[5] = 9;
-        assert_eq!(decode(&b, None), Err(DecodeError::UnknownType(9)));
+        b[5] = 10;
+        assert_eq!(decode(&b, None), Err(DecodeError::UnknownType(10)));
         let mut b = good.clone();
         b[6] = 4;
         assert_eq!(decode(&b, None), Err(DecodeError::ReservedBits));
@@ -652,6 +719,37 @@ mod tests {
     }
 
     #[test]
+    fn pre_splice_counts_must_match_the_body() {
+        let m = Message::PreSplice {
+            add: vec![PreRecord {
+                client: SocketAddrV4::new(Ipv4Addr::new(198, 19, 0, 7), 4),
+                vip: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 80),
+                rst_seq: 9,
+            }],
+            remove: vec![],
+        };
+        let b = encode(ProxyId(1), &m, None).unwrap();
+        assert_eq!(b.len(), HEADER_LEN + 4 + PRE_RECORD_LEN);
+        let mut x = b.clone();
+        x[HEADER_LEN + 3] = 1; // one removal claimed, none present
+        assert_eq!(
+            decode(&x, None),
+            Err(DecodeError::BadBody("pre-splice counts do not match body"))
+        );
+        let too_many = Message::PreSplice {
+            add: vec![],
+            remove: vec![
+                PreKey {
+                    client: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+                    vip: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+                };
+                MAX_PRE_RECORDS + 1
+            ],
+        };
+        assert!(encode(ProxyId(1), &too_many, None).is_err());
+    }
+
+    #[test]
     fn oversize_lists_are_refused_at_encode() {
         let ids = vec![SpliceId(0); MAX_IDS_PER_ACTIVITY + 1];
         assert!(encode(ProxyId(1), &Message::Activity { ids }, None).is_err());
@@ -724,6 +822,24 @@ mod tests {
                 }
             }),
             proptest::collection::vec(id, 0..20).prop_map(|ids| Message::Activity { ids }),
+            (
+                proptest::collection::vec((arb_addr(), arb_addr(), any::<u32>()), 0..6),
+                proptest::collection::vec((arb_addr(), arb_addr()), 0..6),
+            )
+                .prop_map(|(a, r)| Message::PreSplice {
+                    add: a
+                        .into_iter()
+                        .map(|(client, vip, rst_seq)| PreRecord {
+                            client,
+                            vip,
+                            rst_seq
+                        })
+                        .collect(),
+                    remove: r
+                        .into_iter()
+                        .map(|(client, vip)| PreKey { client, vip })
+                        .collect(),
+                }),
         ]
     }
 

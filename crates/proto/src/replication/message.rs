@@ -1,6 +1,7 @@
 //! Replication messages exchanged between proxies (and from proxies to
 //! split-splice agents). Their wire form is in [`super::codec`].
 
+use crate::orphan_records::{PreKey, PreRecord};
 use crate::splice::{Direction, Splice, SpliceId};
 use crate::ProxyId;
 
@@ -29,6 +30,13 @@ pub enum Message {
     /// The sender relayed packets of these splices recently (idle tracking,
     /// sent to each splice's teardown owner; unacknowledged).
     Activity { ids: Vec<SpliceId> },
+    /// Client connections the sender accepted and has not spliced (`add`),
+    /// and ones that ended or are relayed instead (`remove`)
+    /// ([`crate::orphan_records`]; unacknowledged).
+    PreSplice {
+        add: Vec<PreRecord>,
+        remove: Vec<PreKey>,
+    },
 }
 
 impl Message {
@@ -43,6 +51,7 @@ impl Message {
             Message::Ack { .. } => 6,
             Message::Fin { .. } => 7,
             Message::Activity { .. } => 8,
+            Message::PreSplice { .. } => 9,
         }
     }
 }

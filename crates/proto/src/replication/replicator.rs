@@ -22,7 +22,8 @@
 //!   as a peer and sends it the create. A new peer is also added to the
 //!   waiting set of every pending change.
 //! - [`Message::Fin`] and [`Message::Activity`] belong to
-//!   [`crate::teardown`]; the replicator ignores them (counted).
+//!   [`crate::teardown`], [`Message::PreSplice`] to
+//!   [`crate::orphan_records`]; the replicator ignores them (counted).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -365,7 +366,9 @@ impl Replicator {
                     self.send(from, Message::SnapshotRequest { from: n });
                 }
             }
-            Message::Fin { .. } | Message::Activity { .. } => self.stats.ignored += 1,
+            Message::Fin { .. } | Message::Activity { .. } | Message::PreSplice { .. } => {
+                self.stats.ignored += 1
+            }
         }
     }
 

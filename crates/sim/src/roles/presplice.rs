@@ -19,6 +19,7 @@ use super::tcpip;
 use crate::net::node::Ctx;
 use core::net::SocketAddrV4;
 use ftsplice_proto::hash::flow_hash;
+use ftsplice_proto::orphan_records::{PreKey, PreRecord};
 use ftsplice_proto::route::head::{parse_head, HeadLimits, Parsed};
 use ftsplice_proto::splice::table::SpliceTable;
 use ftsplice_proto::splice::{Splice, SpliceId, TsDeltas, WindowScales};
@@ -76,6 +77,10 @@ pub struct PreTable {
     counter: u64,
     port_cursor: u32,
     scratch: Vec<u8>,
+    /// Connections accepted, and ones that ended without a splice, since
+    /// the proxy last drained them (`proto::orphan_records`).
+    accepted: Vec<PreRecord>,
+    ended: Vec<PreKey>,
 }
 
 fn transmit(ctx: &mut Ctx<'_>, c: &mut Connection) {
@@ -159,6 +164,15 @@ impl PreTable {
         } else {
             false
         }
+    }
+
+    /// Connections accepted and connections ended unspliced since the last
+    /// call, for the pre-splice records.
+    pub fn take_records(&mut self) -> (Vec<PreRecord>, Vec<PreKey>) {
+        (
+            core::mem::take(&mut self.accepted),
+            core::mem::take(&mut self.ended),
+        )
     }
 
     /// The splice was replicated: drop its sockets.
@@ -295,6 +309,11 @@ impl PreTable {
                         }
                     };
                     self.by_client.insert(p.src, i);
+                    self.accepted.push(PreRecord {
+                        client: p.src,
+                        vip: cfg.vip,
+                        rst_seq: isn.wrapping_add(1),
+                    });
                     i
                 }
             }
@@ -433,6 +452,10 @@ impl PreTable {
                 transmit(ctx, &mut s.a);
             }
             ctx.stats().drop("proxy: pre-splice connection failed");
+            self.ended.push(PreKey {
+                client: s.a.remote(),
+                vip: cfg.vip,
+            });
             self.remove(i);
             return None;
         }

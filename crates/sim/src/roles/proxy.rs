@@ -21,6 +21,7 @@ use core::time::Duration;
 use ftsplice_proto::detector::{DetectorConfig, DetectorEvent, FailureDetector};
 use ftsplice_proto::heartbeat::HeartbeatSender;
 use ftsplice_proto::orphan::{OrphanConfig, OrphanGuard, OrphanSegment, OrphanVerdict, Reset};
+use ftsplice_proto::orphan_records::{PreKey, PreRecordConfig, PreRecords};
 use ftsplice_proto::owner::{DropReason, PortPartitions, RedirectDecision, Redirector, Unmatched};
 use ftsplice_proto::replication::{Codec, Message, Replicator, ReplicatorConfig, ReplicatorEvent};
 use ftsplice_proto::splice::{translate, Splice};
@@ -72,6 +73,10 @@ pub struct ProxyStats {
     pub replayed: u64,
     /// Orphaned client segments answered with a reset (`proto::orphan`).
     pub orphan_resets: u64,
+    /// Idle clients of a dead peer reset from its pre-splice records
+    /// (`proto::orphan_records`), and record messages sent.
+    pub record_resets: u64,
+    pub record_messages: u64,
 }
 
 /// The proxy node.
@@ -83,6 +88,7 @@ pub struct Proxy {
     teardown: Teardown,
     detector: FailureDetector,
     orphans: OrphanGuard,
+    records: PreRecords,
     beat: Option<HeartbeatSender>,
     pre: PreTable,
     started: Instant,
@@ -111,6 +117,7 @@ impl Proxy {
         let detector = FailureDetector::new(dcfg);
         Proxy {
             orphans: OrphanGuard::new(Instant::ZERO, cfg.id, OrphanConfig::for_detector(dcfg)),
+            records: PreRecords::new(cfg.id, PreRecordConfig::default()),
             repl: Replicator::new(ReplicatorConfig::new(cfg.id)),
             codec: Codec::new(None),
             redirector: Redirector::new(cfg.id, *cfg.vip.ip(), cfg.ssa, cfg.partitions.clone()),
@@ -212,7 +219,15 @@ impl Proxy {
         while let Some(ev) = self.repl.poll_event() {
             match ev {
                 ReplicatorEvent::Replicated { id, .. } => self.pre.release(id),
-                ReplicatorEvent::Installed { id } => self.teardown.track(ctx.now(), id),
+                ReplicatorEvent::Installed { id } => {
+                    self.teardown.track(ctx.now(), id);
+                    if let Some(sp) = self.repl.table().get(id) {
+                        self.records.handle_spliced(PreKey {
+                            client: sp.client,
+                            vip: sp.vip,
+                        });
+                    }
+                }
                 ReplicatorEvent::Removed { id } => self.teardown.untrack(id),
                 ReplicatorEvent::Synced { peer } => {
                     self.synced.insert(peer);
@@ -273,11 +288,13 @@ impl Proxy {
                     self.redirector.proxy_up(id, weight);
                     self.teardown.proxy_up(now, id);
                     self.repl.handle_peer_up(now, id);
+                    self.records.handle_owner_up(id);
                 }
                 DetectorEvent::ProxyDown { id } => {
                     self.redirector.proxy_down(id);
                     self.teardown.proxy_down(now, id);
                     self.repl.handle_peer_down(id);
+                    self.records.handle_owner_down(now, id);
                     self.synced.remove(&id);
                 }
                 DetectorEvent::WeightChanged { id, weight } => {
@@ -312,6 +329,9 @@ impl Proxy {
                     match env.msg {
                         Message::Fin { id, dir } => self.teardown.handle_fin(now, id, dir),
                         Message::Activity { ids } => self.teardown.handle_activity(now, &ids),
+                        Message::PreSplice { add, remove } => {
+                            self.records.handle_message(now, env.sender, &add, &remove)
+                        }
                         msg => self.repl.handle_message(now, env.sender, msg),
                     }
                     self.flush_repl(ctx);
@@ -348,7 +368,9 @@ impl Proxy {
         match self.orphans.decide(ctx.now(), &seg) {
             OrphanVerdict::Accept => true,
             OrphanVerdict::Reset(r) => {
-                self.send_reset(ctx, &r);
+                if self.send_reset(ctx, &r) {
+                    self.stats.orphan_resets += 1;
+                }
                 false
             }
             OrphanVerdict::Drop(d) => {
@@ -358,7 +380,8 @@ impl Proxy {
         }
     }
 
-    fn send_reset(&mut self, ctx: &mut Ctx<'_>, r: &Reset) {
+    /// Sends `r`; false if it could not be emitted (counted as a drop).
+    fn send_reset(&mut self, ctx: &mut Ctx<'_>, r: &Reset) -> bool {
         let seg: Segment<&[u8]> = Segment {
             src_port: r.from.port(),
             dst_port: r.to.port(),
@@ -372,10 +395,45 @@ impl Proxy {
         let bytes = tcpip::emit(*r.from.ip(), *r.to.ip(), &seg);
         if bytes.is_empty() {
             ctx.stats().drop("proxy: orphan reset could not be emitted");
+            return false;
+        }
+        ctx.send_ip(bytes);
+        true
+    }
+
+    /// Announces the pre-splice path's accepted and ended connections to
+    /// the peer proxies (not the agents: they never own a slot).
+    fn announce_records(&mut self, ctx: &mut Ctx<'_>) {
+        let (accepted, ended) = self.pre.take_records();
+        for r in accepted {
+            self.records.record(r);
+        }
+        for k in ended {
+            self.records.forget(k);
+        }
+        while let Some(msg) = self.records.poll_transmit() {
+            for &(_, addr) in &self.cfg.peers {
+                self.stats.record_messages += 1;
+                send_repl(ctx, &self.codec, self.cfg.id, self.cfg.addr, addr, &msg);
+            }
+        }
+    }
+
+    /// Resets the idle clients of dead peers whose slots settled here.
+    fn reset_recorded(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now();
+        if self.records.poll_timeout().is_none_or(|t| t > now) {
             return;
         }
-        self.stats.orphan_resets += 1;
-        ctx.send_ip(bytes);
+        let table = self.repl.table();
+        self.records.handle_timeout(now, &self.orphans, |k| {
+            table.peek(k.client, k.vip).is_some()
+        });
+        while let Some(r) = self.records.poll_reset() {
+            if self.send_reset(ctx, &r) {
+                self.stats.record_resets += 1;
+            }
+        }
     }
 
     /// Installs a splice built by the pre-splice path and replays the
@@ -458,6 +516,7 @@ impl Node for Proxy {
                     return;
                 }
                 let built = self.pre.handle(ctx, &self.cfg, self.repl.table(), bytes);
+                self.announce_records(ctx);
                 if let Some((splice, held)) = built {
                     self.install(ctx, splice, held);
                 }
@@ -486,9 +545,11 @@ impl Node for Proxy {
         self.run_teardown(ctx);
         self.beat(ctx);
         let built = self.pre.handle_timeout(ctx, &self.cfg, self.repl.table());
+        self.announce_records(ctx);
         for (splice, held) in built {
             self.install(ctx, splice, held);
         }
+        self.reset_recorded(ctx);
         self.check_ready(ctx);
     }
 
@@ -503,6 +564,7 @@ impl Node for Proxy {
             Some(self.teardown.poll_timeout()),
             self.beat.as_ref().map(|b| b.poll_timeout()),
             self.pre.poll_timeout(),
+            self.records.poll_timeout(),
             settle,
         ]
         .into_iter()

@@ -10,8 +10,11 @@
 //! Report `details`: `presplice_at_crash` (connections proxy1 was splicing
 //! when it crashed), `completed`, `failed_fast` (broken before the run's
 //! end: reset), `hung` (still unfinished at the end), `fail_fast_max_ms`
-//! (the latest failure, from the crash) and `orphan_resets` (resets the
-//! proxies sent).
+//! (the latest failure, from the crash), `orphan_resets` (resets the
+//! proxies sent in answer to a client segment), `record_resets` (resets
+//! sent proactively from a dead proxy's pre-splice records,
+//! `proto::orphan_records`: the idle GET clients) and `record_messages`
+//! (pre-splice record datagrams the proxies sent).
 
 use super::{limit, params, prepare, report_run, Options, Run};
 use crate::engine::fault::Fault;
@@ -71,12 +74,16 @@ pub fn scenario_at(
             Outcome::Broken => tally.hung += 1,
         }
     }
-    let resets: u64 = t
-        .proxies
-        .iter()
-        .filter_map(|&n| t.sim.node::<Proxy>(n))
-        .map(|px| px.stats.orphan_resets)
-        .sum();
+    let sum = |f: fn(&Proxy) -> u64| -> u64 {
+        t.proxies
+            .iter()
+            .filter_map(|&n| t.sim.node::<Proxy>(n))
+            .map(f)
+            .sum()
+    };
+    let resets = sum(|px| px.stats.orphan_resets);
+    let record_resets = sum(|px| px.stats.record_resets);
+    let record_messages = sum(|px| px.stats.record_messages);
     let mut run = report_run("presplice-crash", t);
     let d = &mut run.report.details;
     d.insert("presplice_at_crash".into(), pre as f64);
@@ -88,6 +95,8 @@ pub fn scenario_at(
         tally.fail_fast_max.as_secs_f64() * 1e3,
     );
     d.insert("orphan_resets".into(), resets as f64);
+    d.insert("record_resets".into(), record_resets as f64);
+    d.insert("record_messages".into(), record_messages as f64);
     d.insert("crash_at_ms".into(), ms(crash_at));
     Ok((run, tally))
 }
