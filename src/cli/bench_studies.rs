@@ -10,6 +10,7 @@
 use super::study::load_average;
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use ftsplice_linux::cpu::process_cpu_s;
 use ftsplice_sim::study;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -38,19 +39,6 @@ pub struct StudiesArgs {
     /// plots into this directory.
     #[arg(long)]
     pub report: Option<PathBuf>,
-}
-
-/// User + system CPU seconds of this process so far, threads that have
-/// ended included (/proc/self/stat, in the kernel's fixed 100 Hz ticks).
-fn process_cpu_s() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // After the parenthesised command name, utime and stime are the 12th
-    // and 13th fields.
-    let rest = s.rsplit_once(')')?.1;
-    let mut f = rest.split_whitespace().skip(11);
-    let utime: u64 = f.next()?.parse().ok()?;
-    let stime: u64 = f.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / 100.0)
 }
 
 pub fn run(args: &StudiesArgs) -> Result<()> {

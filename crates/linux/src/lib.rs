@@ -9,6 +9,7 @@
 pub mod arp;
 pub mod bpf_abi;
 mod cmd;
+pub mod cpu;
 mod error;
 pub mod link;
 mod load;

@@ -9,16 +9,9 @@
 use ftsplice_sim::study::{dsn06, point, srds06, Scale};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-/// CPU seconds this thread has used (utime + stime of
-/// /proc/thread-self/stat, in the kernel's fixed 100 Hz user ticks).
+/// CPU seconds this thread has used (0 where /proc cannot be read).
 fn thread_cpu() -> f64 {
-    let s = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let rest = s.rsplit_once(')').map_or("", |r| r.1);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+    ftsplice_linux::cpu::thread_cpu_s().unwrap_or_default()
 }
 
 fn parse(spec: &str) -> Option<point::Point> {
