@@ -97,6 +97,11 @@ pub struct Segment<P = Vec<u8>> {
 impl<P> Segment<P> {
     /// The same header with `payload`.
     pub fn with_payload<Q>(self, payload: Q) -> Segment<Q> {
+        self.header_with(payload)
+    }
+
+    /// A copy of the header (every field but the payload) with `payload`.
+    fn header_with<Q>(&self, payload: Q) -> Segment<Q> {
         Segment {
             src_port: self.src_port,
             dst_port: self.dst_port,
@@ -118,30 +123,12 @@ impl<P: AsRef<[u8]>> Segment<P> {
 
     /// A copy with an owned payload.
     pub fn to_owned_segment(&self) -> Segment<Vec<u8>> {
-        Segment {
-            src_port: self.src_port,
-            dst_port: self.dst_port,
-            seq: self.seq,
-            ack: self.ack,
-            flags: self.flags,
-            window: self.window,
-            options: self.options,
-            payload: self.payload.as_ref().to_vec(),
-        }
+        self.header_with(self.payload.as_ref().to_vec())
     }
 
     /// The same segment borrowing its payload.
     pub fn as_borrowed(&self) -> Segment<&[u8]> {
-        Segment {
-            src_port: self.src_port,
-            dst_port: self.dst_port,
-            seq: self.seq,
-            ack: self.ack,
-            flags: self.flags,
-            window: self.window,
-            options: self.options,
-            payload: self.payload.as_ref(),
-        }
+        self.header_with(self.payload.as_ref())
     }
 }
 
@@ -236,5 +223,27 @@ mod tests {
             ..Default::default()
         };
         assert!(reset_for(&rst).is_none());
+    }
+
+    #[test]
+    fn payload_conversions_keep_every_header_field() {
+        let mut options = TcpOptions::default();
+        options.mss = Some(1460);
+        let seg = Segment {
+            src_port: 1,
+            dst_port: 2,
+            seq: SeqNum(3),
+            ack: SeqNum(4),
+            flags: Flags::ACK | Flags::PSH,
+            window: 5,
+            options,
+            payload: &b"xyz"[..],
+        };
+        let owned = seg.to_owned_segment();
+        assert_eq!(owned.as_borrowed(), seg);
+        assert_eq!(owned.clone().with_payload(&b"xyz"[..]), seg);
+        let other = seg.clone().with_payload(vec![9u8]);
+        assert_eq!(other.payload, vec![9u8]);
+        assert_eq!(other.with_payload(&b"xyz"[..]), seg);
     }
 }
