@@ -11,54 +11,34 @@
 //! (docs/daemons.md, "Throughput"). Needs root; prints why and measures
 //! nothing otherwise.
 
+use common::{forwarding_veth_ns, set_neighbour, ts_option, Seg};
 use criterion::{criterion_group, criterion_main, Criterion};
 use ftsplice_bpf::bpf_abi::{
     LbCfg, LbSlot, SpliceKey, SpliceVal, DIR_S2C, FLAG_SACK, FLAG_TS, LB_MODE_FLOW,
 };
 use ftsplice_bpf::{LbPlane, SplicePlane, SpliceRole};
-use ftsplice_linux::{is_root, NetNs};
+use ftsplice_linux::is_root;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const ETH: usize = 14;
+/// The frames' test helpers, shared with the integration tests.
+#[path = "../tests/common/mod.rs"]
+mod common;
 
-/// An Ethernet/IPv4/TCP frame (checksums are not checked by the
-/// programs; translation updates whatever is there).
+/// An ACK-flagged Ethernet/IPv4/TCP frame with valid checksums carrying
+/// `payload` filler bytes.
 fn frame(src: SocketAddrV4, dst: SocketAddrV4, options: &[u8], payload: usize) -> Vec<u8> {
-    let tcp_len = 20 + options.len() + payload;
-    let total = 20 + tcp_len;
-    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
-    f.extend_from_slice(&[
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        1,
-        0x40,
-        0,
-        64,
-        6,
-        0,
-        0,
-    ]);
-    f.extend_from_slice(&src.ip().octets());
-    f.extend_from_slice(&dst.ip().octets());
-    f.extend_from_slice(&src.port().to_be_bytes());
-    f.extend_from_slice(&dst.port().to_be_bytes());
-    f.extend_from_slice(&1_000_000u32.to_be_bytes());
-    f.extend_from_slice(&2_000_000u32.to_be_bytes());
-    f.push((((20 + options.len()) / 4) << 4) as u8);
-    f.push(0x10);
-    f.extend_from_slice(&[2, 0, 0, 0, 0, 0]);
-    f.extend_from_slice(options);
-    f.resize(ETH + total, 0x5a);
-    f
+    Seg {
+        seq: 1_000_000,
+        ack: 2_000_000,
+        window: 512,
+        options: options.to_vec(),
+        payload: vec![0x5a; payload],
+        ..Seg::new(src, dst)
+    }
+    .frame()
 }
-
-/// NOP, NOP, timestamp: what Linux puts on every segment.
-const TS: [u8; 12] = [1, 1, 8, 10, 0, 0, 0x30, 0x39, 0, 1, 0x09, 0x32];
 
 /// A splice direction from `src -> dst` to itself.
 fn identity(src: SocketAddrV4, dst: SocketAddrV4, dir: u8) -> (SpliceKey, SpliceVal) {
@@ -101,38 +81,9 @@ fn bench(c: &mut Criterion) {
         eprintln!("program_cost: needs root (BPF_PROG_TEST_RUN); nothing measured");
         return;
     }
-    let ns = NetNs::new("cost").expect("namespace");
-    for args in [
-        &["link", "add", "d0", "type", "veth", "peer", "name", "d1"][..],
-        &["addr", "add", "198.18.70.1/24", "dev", "d0"],
-        &["link", "set", "d0", "up"],
-        &["link", "set", "d1", "up"],
-        &[
-            "neigh",
-            "add",
-            "198.18.70.2",
-            "lladdr",
-            "02:00:00:00:00:09",
-            "dev",
-            "d0",
-            "nud",
-            "permanent",
-        ],
-        &[
-            "neigh",
-            "add",
-            "198.18.70.3",
-            "lladdr",
-            "02:00:00:00:00:0a",
-            "dev",
-            "d0",
-            "nud",
-            "permanent",
-        ],
-    ] {
-        ns.ip(args).expect("ip");
-    }
-    ns.sysctl("net.ipv4.ip_forward", "1").expect("sysctl");
+    let ns = forwarding_veth_ns("cost", "198.18.70.1/24");
+    set_neighbour(&ns, "198.18.70.2", "02:00:00:00:00:09");
+    set_neighbour(&ns, "198.18.70.3", "02:00:00:00:00:0a");
     // Test runs use the calling thread's namespace and criterion stays on
     // this one: a worker in the namespace runs them on request.
     let (req_tx, req_rx) = mpsc::channel::<(Prog, u32)>();
@@ -170,8 +121,10 @@ enum Prog {
 fn serve(req: &mpsc::Receiver<(Prog, u32)>, rep: &mpsc::Sender<Duration>) {
     let client = SocketAddrV4::new(Ipv4Addr::new(198, 18, 70, 2), 40000);
     let vip = SocketAddrV4::new(Ipv4Addr::new(198, 18, 70, 3), 5201);
-    let ack = frame(client, vip, &TS, 0);
-    let data = frame(vip, client, &TS, 1448);
+    // NOP, NOP, timestamp: what Linux puts on every segment.
+    let ts = ts_option(12345, 67890);
+    let ack = frame(client, vip, &ts, 0);
+    let data = frame(vip, client, &ts, 1448);
     let ctx = gso_ctx(40, 1448);
     let mut proxy = SplicePlane::load(SpliceRole::Proxy).expect("proxy object");
     let (k, v) = identity(client, vip, 0);

@@ -38,14 +38,8 @@ fn addr(id: ProxyId) -> Option<Ipv4Addr> {
 /// The namespace: a veth with the proxies' addresses as permanent
 /// neighbours, forwarding on, VIP on lo.
 fn namespace(ids: &[ProxyId]) -> NetNs {
-    let ns = NetNs::new("cli").unwrap();
-    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
-        .unwrap();
-    ns.ip(&["addr", "add", "198.18.70.1/24", "dev", "d0"])
-        .unwrap();
-    for d in ["d0", "d1", "lo"] {
-        ns.ip(&["link", "set", d, "up"]).unwrap();
-    }
+    let ns = forwarding_veth_ns("cli", "198.18.70.1/24");
+    ns.ip(&["link", "set", "lo", "up"]).unwrap();
     ns.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"])
         .unwrap();
     for &id in ids {
@@ -54,20 +48,8 @@ fn namespace(ids: &[ProxyId]) -> NetNs {
             .map(|b| format!("{b:02x}"))
             .collect::<Vec<_>>()
             .join(":");
-        ns.ip(&[
-            "neigh",
-            "add",
-            &addr(id).unwrap().to_string(),
-            "lladdr",
-            &m,
-            "dev",
-            "d0",
-            "nud",
-            "permanent",
-        ])
-        .unwrap();
+        set_neighbour(&ns, &addr(id).unwrap().to_string(), &m);
     }
-    ns.sysctl("net.ipv4.ip_forward", "1").unwrap();
     ns
 }
 

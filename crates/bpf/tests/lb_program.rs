@@ -39,12 +39,25 @@ fn id_of(mac: &[u8]) -> ProxyId {
     ProxyId(u16::from_be_bytes([mac[4], mac[5]]))
 }
 
-/// Two proxies, weights 1 and 2.
-fn table() -> Vec<LbSlot> {
+/// Two proxies, weights 1 and 2: the model's table.
+fn model() -> SlotTable {
     let mut set = ProxySet::new();
     set.upsert(ProxyId(1), 1);
     set.upsert(ProxyId(2), 2);
-    slot_table(&SlotTable::build(&set), mac, SMAC, 1).unwrap()
+    SlotTable::build(&set)
+}
+
+/// [`model`] as the program's slots.
+fn table() -> Vec<LbSlot> {
+    slot_table(&model(), mac, SMAC, 1).unwrap()
+}
+
+/// The client of the single-flow tests.
+const CLIENT: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 7, 9), 5555);
+
+/// A packet of one flow from [`CLIENT`] to the service address.
+fn one_flow() -> Vec<u8> {
+    Seg::new(CLIENT, SocketAddrV4::new(VIP, 80)).frame()
 }
 
 fn cfg(mode: u32, burst: u32) -> LbCfg {
@@ -129,11 +142,7 @@ fn random_mode_spreads_packets_by_weight() {
     if skip_unless_root("random_mode_spreads_packets_by_weight") {
         return;
     }
-    let input = Seg::new(
-        SocketAddrV4::new(Ipv4Addr::new(198, 18, 7, 9), 5555),
-        SocketAddrV4::new(VIP, 80),
-    )
-    .frame();
+    let input = one_flow();
     with_lb(|lb| {
         lb.configure(cfg(LB_MODE_RANDOM, 0), &table()).unwrap();
         let mut counts = [0u32; 3];
@@ -153,11 +162,7 @@ fn spray_mode_sends_bursts_round_the_table() {
         return;
     }
     let table = table();
-    let input = Seg::new(
-        SocketAddrV4::new(Ipv4Addr::new(198, 18, 7, 9), 5555),
-        SocketAddrV4::new(VIP, 80),
-    )
-    .frame();
+    let input = one_flow();
     with_lb(|lb| {
         // The burst counter is per CPU: stay on one.
         pin_current_thread(0).unwrap();
@@ -180,16 +185,8 @@ fn other_traffic_passes_and_an_empty_table_drops_tcp() {
         return;
     }
     let table = table();
-    let to_vip = Seg::new(
-        SocketAddrV4::new(Ipv4Addr::new(198, 18, 7, 9), 5555),
-        SocketAddrV4::new(VIP, 80),
-    )
-    .frame();
-    let elsewhere = Seg::new(
-        SocketAddrV4::new(Ipv4Addr::new(198, 18, 7, 9), 5555),
-        SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 80),
-    )
-    .frame();
+    let to_vip = one_flow();
+    let elsewhere = Seg::new(CLIENT, SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 80)).frame();
     let mut arp = to_vip.clone();
     arp[12..14].copy_from_slice(&[0x08, 0x06]);
     with_lb(|lb| {
@@ -239,12 +236,7 @@ fn port_mode_sends_to_the_port_owner_else_by_flow_hash() {
             assert_eq!(id_of(&r.packet[..6]), ProxyId(2), "port {port}");
         }
         // Unowned ports fall back to the flow-hash table.
-        let model = {
-            let mut set = ProxySet::new();
-            set.upsert(ProxyId(1), 1);
-            set.upsert(ProxyId(2), 2);
-            SlotTable::build(&set)
-        };
+        let model = model();
         let mut seen = std::collections::HashSet::new();
         for port in 50000..50064u16 {
             let dst = SocketAddrV4::new(VIP, port);
@@ -262,11 +254,7 @@ fn tc_entry_hands_packets_to_the_veth_peer_only_for_the_configured_device() {
     if skip_unless_root("tc_entry_hands_packets_to_the_veth_peer_only_for_the_configured_device") {
         return;
     }
-    let input = Seg::new(
-        SocketAddrV4::new(Ipv4Addr::new(198, 18, 7, 9), 5555),
-        SocketAddrV4::new(VIP, 80),
-    )
-    .frame();
+    let input = one_flow();
     with_lb(|lb| {
         // The table's slots send out of ifindex 1.
         for (peer_dev, peer) in [(0, 0), (9, 0), (1, 3)] {

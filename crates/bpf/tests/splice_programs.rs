@@ -481,35 +481,6 @@ proptest! {
     }
 }
 
-/// A namespace forwarding IPv4 with a veth pair d0/d1 up and `addr` on d0.
-fn forwarding_veth_ns(name: &str, addr: &str) -> NetNs {
-    let ns = NetNs::new(name).unwrap();
-    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
-        .unwrap();
-    ns.ip(&["addr", "add", addr, "dev", "d0"]).unwrap();
-    for d in ["d0", "d1"] {
-        ns.ip(&["link", "set", d, "up"]).unwrap();
-    }
-    ns.sysctl("net.ipv4.ip_forward", "1").unwrap();
-    ns
-}
-
-/// Makes `ip` a permanent neighbour at `mac` on d0 (adding or replacing).
-fn set_neighbour(ns: &NetNs, ip: &str, mac: &str) {
-    ns.ip(&[
-        "neigh",
-        "replace",
-        ip,
-        "lladdr",
-        mac,
-        "dev",
-        "d0",
-        "nud",
-        "permanent",
-    ])
-    .unwrap();
-}
-
 #[test]
 fn presplice_packets_to_another_proxys_ssa_port_are_forwarded_to_it() {
     if skip_unless_root("presplice_packets_to_another_proxys_ssa_port_are_forwarded_to_it") {

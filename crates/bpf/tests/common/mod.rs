@@ -1,7 +1,9 @@
 //! Test helpers: Ethernet/IPv4/TCP frames built byte by byte with correct
-//! checksums, and checksum verification of program output.
+//! checksums, checksum verification of program output, and the forwarding
+//! veth namespace the redirecting programs run in.
 #![allow(dead_code)]
 
+use ftsplice_linux::NetNs;
 use std::net::SocketAddrV4;
 
 pub const ETH_LEN: usize = 14;
@@ -149,4 +151,33 @@ pub fn with_ip_options(frame: &[u8]) -> Vec<u8> {
     let c = !fold(sum16(&f[ip..ip + 24], 0));
     f[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
     f
+}
+
+/// A namespace forwarding IPv4 with a veth pair d0/d1 up and `addr` on d0.
+pub fn forwarding_veth_ns(name: &str, addr: &str) -> NetNs {
+    let ns = NetNs::new(name).unwrap();
+    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
+        .unwrap();
+    ns.ip(&["addr", "add", addr, "dev", "d0"]).unwrap();
+    for d in ["d0", "d1"] {
+        ns.ip(&["link", "set", d, "up"]).unwrap();
+    }
+    ns.sysctl("net.ipv4.ip_forward", "1").unwrap();
+    ns
+}
+
+/// Makes `ip` a permanent neighbour at `mac` on d0 (adding or replacing).
+pub fn set_neighbour(ns: &NetNs, ip: &str, mac: &str) {
+    ns.ip(&[
+        "neigh",
+        "replace",
+        ip,
+        "lladdr",
+        mac,
+        "dev",
+        "d0",
+        "nud",
+        "permanent",
+    ])
+    .unwrap();
 }
