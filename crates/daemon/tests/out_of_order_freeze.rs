@@ -61,10 +61,9 @@ struct Hole<'a> {
     drop_rule: NftTable<'a>,
 }
 
-/// Sends a PUT of `sent + later` body bytes, head and the first `sent`
-/// (at least 2 MSS) in one write, and waits until the proxy has acted on
-/// the hole.
-fn open_hole(line: &Line, sent: impl Fn(usize) -> usize, later: usize) -> Hole<'_> {
+/// Sends a PUT of `4 MSS + later` body bytes, head and the first 4 MSS in
+/// one write, and waits until the proxy has acted on the hole.
+fn open_hole(line: &Line, later: usize) -> Hole<'_> {
     let (client_ns, proxy_ns, backend_ns) = (line.client(), line.proxy(), line.backend());
     // The proxy asks for the backend's MAC every 10 ms (for up to 3 s)
     // while the backend ignores ARP, so its connect waits for the test.
@@ -110,8 +109,7 @@ fn open_hole(line: &Line, sent: impl Fn(usize) -> usize, later: usize) -> Hole<'
     );
     assert_eq!(tcp_ext(client_ns, "TCPSACKReneging"), 0);
 
-    let sent = sent(mss as usize);
-    assert!(sent >= 2 * mss as usize);
+    let sent = 4 * mss as usize;
     let data = body(sent + later);
     let mut request = format!(
         "PUT /upload HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
@@ -146,6 +144,19 @@ fn open_hole(line: &Line, sent: impl Fn(usize) -> usize, later: usize) -> Hole<'
     }
 }
 
+/// Reads the backend's answer to the PUT of `data`: a 200 with the body's
+/// digest, and no SACKed segment reneged on the client (`client_ns`).
+fn assert_answer_intact(client: &mut TcpStream, data: &[u8], client_ns: &ftsplice_linux::NetNs) {
+    let (head, digest) = read_response(client);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(String::from_utf8(digest).unwrap(), sha(data), "PUT body");
+    assert_eq!(
+        tcp_ext(client_ns, "TCPSACKReneging"),
+        0,
+        "the client found its SACKed segments reneged: the proxy dropped them at the freeze"
+    );
+}
+
 #[test]
 fn sacked_client_data_beyond_a_hole_survives_the_freeze() {
     if skip_unless_root("sacked_client_data_beyond_a_hole_survives_the_freeze") {
@@ -161,20 +172,13 @@ fn sacked_client_data_beyond_a_hole_survives_the_freeze() {
         data,
         sent,
         drop_rule,
-    } = open_hole(&line, |mss| 4 * mss, 100_000);
+    } = open_hole(&line, 100_000);
     // The client's next retransmission of segment 1 gets through.
     drop(drop_rule);
     proxy.wait_metric(SPLICED, 1, Duration::from_secs(5));
     client.write_all(&data[sent..]).unwrap();
 
-    let (head, digest) = read_response(&mut client);
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert_eq!(String::from_utf8(digest).unwrap(), sha(&data), "PUT body");
-    assert_eq!(
-        tcp_ext(line.client(), "TCPSACKReneging"),
-        0,
-        "the client found its SACKed segments reneged: the proxy dropped them at the freeze"
-    );
+    assert_answer_intact(&mut client, &data, line.client());
     assert!(proxy.metric(LIFTS) >= 1);
     assert_eq!(proxy.metric(RELAYED), 0);
 }
@@ -196,12 +200,9 @@ fn a_request_completed_while_the_hold_is_lifted_is_not_lost() {
         data,
         drop_rule,
         ..
-    } = open_hole(&line, |mss| 4 * mss, 0);
+    } = open_hole(&line, 0);
     drop(drop_rule);
-    let (head, digest) = read_response(&mut client);
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert_eq!(String::from_utf8(digest).unwrap(), sha(&data), "PUT body");
-    assert_eq!(tcp_ext(line.client(), "TCPSACKReneging"), 0);
+    assert_answer_intact(&mut client, &data, line.client());
     assert_eq!(proxy.metric(SPLICED) + proxy.metric(RELAYED), 1);
     assert_eq!(
         proxy.metric("ftsplice_proxy_connections_total{result=\"lost\"}"),
