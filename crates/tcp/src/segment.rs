@@ -227,8 +227,10 @@ mod tests {
 
     #[test]
     fn payload_conversions_keep_every_header_field() {
-        let mut options = TcpOptions::default();
-        options.mss = Some(1460);
+        let options = TcpOptions {
+            mss: Some(1460),
+            ..Default::default()
+        };
         let seg = Segment {
             src_port: 1,
             dst_port: 2,
