@@ -11,6 +11,7 @@ pub mod heartbeat;
 pub mod ids;
 pub mod lb;
 pub mod lb_control;
+pub mod lb_fuzz;
 pub mod lb_pair;
 pub mod orphan;
 pub mod orphan_records;

@@ -5,11 +5,13 @@
 
 mod agent;
 mod common;
+mod fuzz;
 mod lb;
 mod proxy;
 
 pub use agent::AgentConfig;
 pub use common::{ConfigError, LogConfig, LogFormat, Source};
+pub use fuzz::fuzz_parse;
 pub use lb::{LbConfig, LbMode, LbPeer, LbProxy, PeerRole, XdpMode};
 pub use proxy::{
     HeadConfig, HeartbeatTarget, L4Route, Pool, PoolPolicy, ProxyConfig, ReplicationConfig,
