@@ -14,7 +14,7 @@ use crate::splice_map;
 use crate::{Error, Result};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray};
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
-use aya::{Ebpf, TestRun as _, TestRunOptions};
+use aya::{Ebpf, TestRunOptions};
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::ops::RangeInclusive;
 use ftsplice_proto::splice::{Splice, SpliceId};
@@ -383,32 +383,22 @@ impl SplicePlane {
     /// [`Self::test_run`], also returning the skb's mark after the run
     /// (read back from the context, `__sk_buff.mark`).
     pub fn test_run_mark(&self, name: &'static str, packet: &[u8]) -> Result<(TestRun, u32)> {
-        let prog = self.classifier(name)?;
-        let mut out = vec![0u8; packet.len() + 256];
         let mut ctx = [0u8; SK_BUFF_LEN];
-        let opts = TestRunOptions {
-            data_in: Some(packet),
-            data_out: Some(&mut out),
-            ctx_out: Some(&mut ctx),
-            ..TestRunOptions::default()
-        };
-        let r = prog
-            .test_run(opts)
-            .map_err(|source| Error::Program { name, source })?;
-        out.truncate(r.data_size_out as usize);
+        let (run, _) = run_test(
+            self.classifier(name)?,
+            name,
+            packet,
+            None,
+            Some(&mut ctx),
+            1,
+        )?;
         let mark = u32::from_ne_bytes([
             ctx[SK_BUFF_MARK],
             ctx[SK_BUFF_MARK + 1],
             ctx[SK_BUFF_MARK + 2],
             ctx[SK_BUFF_MARK + 3],
         ]);
-        Ok((
-            TestRun {
-                retval: r.return_value,
-                packet: out,
-            },
-            mark,
-        ))
+        Ok((run, mark))
     }
 
     /// [`Self::test_run`] with the skb marked as a GSO packet of `segs`
@@ -449,27 +439,45 @@ impl SplicePlane {
         ctx: Option<&[u8]>,
         repeat: u32,
     ) -> Result<(TestRun, core::time::Duration)> {
-        let prog = self.classifier(name)?;
-        let mut out = vec![0u8; packet.len() + 256];
-        let opts = TestRunOptions {
-            data_in: Some(packet),
-            data_out: Some(&mut out),
-            ctx_in: ctx,
-            repeat: repeat.max(1),
-            ..TestRunOptions::default()
-        };
-        let r = prog
-            .test_run(opts)
-            .map_err(|source| Error::Program { name, source })?;
-        out.truncate(r.data_size_out as usize);
-        Ok((
-            TestRun {
-                retval: r.return_value,
-                packet: out,
-            },
-            r.duration,
-        ))
+        run_test(self.classifier(name)?, name, packet, ctx, None, repeat)
     }
+}
+
+/// BPF_PROG_TEST_RUN of `prog` (`name` in errors) on `packet`, `repeat`
+/// times on one buffer, with a context given in (`ctx_in`) and read back
+/// (`ctx_out`): the last run's verdict and output bytes, and the kernel's
+/// mean time per run.
+fn run_test<P>(
+    prog: &P,
+    name: &'static str,
+    packet: &[u8],
+    ctx_in: Option<&[u8]>,
+    ctx_out: Option<&mut [u8]>,
+    repeat: u32,
+) -> Result<(TestRun, core::time::Duration)>
+where
+    P: for<'a> aya::TestRun<Opts<'a> = TestRunOptions<'a>, Result = aya::TestRunResult>,
+{
+    let mut out = vec![0u8; packet.len() + 256];
+    let opts = TestRunOptions {
+        data_in: Some(packet),
+        data_out: Some(&mut out),
+        ctx_in,
+        ctx_out,
+        repeat: repeat.max(1),
+        ..TestRunOptions::default()
+    };
+    let r = prog
+        .test_run(opts)
+        .map_err(|source| Error::Program { name, source })?;
+    out.truncate(r.data_size_out as usize);
+    Ok((
+        TestRun {
+            retval: r.return_value,
+            packet: out,
+        },
+        r.duration,
+    ))
 }
 
 /// Opens the array map `name` for writing (`missing` names it in the error
@@ -667,24 +675,7 @@ impl LbPlane {
             .ok_or(Error::Missing(name))?
             .try_into()
             .map_err(|source| Error::Program { name, source })?;
-        let mut out = vec![0u8; packet.len() + 256];
-        let opts = TestRunOptions {
-            data_in: Some(packet),
-            data_out: Some(&mut out),
-            repeat: repeat.max(1),
-            ..TestRunOptions::default()
-        };
-        let r = prog
-            .test_run(opts)
-            .map_err(|source| Error::Program { name, source })?;
-        out.truncate(r.data_size_out as usize);
-        Ok((
-            TestRun {
-                retval: r.return_value,
-                packet: out,
-            },
-            r.duration,
-        ))
+        run_test(prog, name, packet, None, None, repeat)
     }
 
     /// Runs `lb` once on `packet` through BPF_PROG_TEST_RUN.
@@ -695,19 +686,6 @@ impl LbPlane {
             .ok_or(Error::Missing("lb"))?
             .try_into()
             .map_err(|source| Error::Program { name: "lb", source })?;
-        let mut out = vec![0u8; packet.len() + 256];
-        let opts = TestRunOptions {
-            data_in: Some(packet),
-            data_out: Some(&mut out),
-            ..TestRunOptions::default()
-        };
-        let r = prog
-            .test_run(opts)
-            .map_err(|source| Error::Program { name: "lb", source })?;
-        out.truncate(r.data_size_out as usize);
-        Ok(TestRun {
-            retval: r.return_value,
-            packet: out,
-        })
+        run_test(prog, "lb", packet, None, None, 1).map(|(r, _)| r)
     }
 }
