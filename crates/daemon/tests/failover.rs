@@ -14,7 +14,7 @@ mod common;
 use common::*;
 use ftsplice_linux::skip_unless_root;
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 const SIZE: usize = 8 << 20;
@@ -76,11 +76,7 @@ fn replicated_splice_survives_the_proxy_that_made_it() {
     }
 
     let data = body(SIZE);
-    let mut put = t
-        .node(c)
-        .run(|| TcpStream::connect((VIP, 80)).unwrap())
-        .unwrap();
-    put.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut put = connect_vip(t.node(c), Duration::from_secs(30));
     write!(
         put,
         "PUT /upload HTTP/1.1\r\nHost: test\r\nContent-Length: {SIZE}\r\n\r\n"

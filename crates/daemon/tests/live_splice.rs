@@ -12,7 +12,7 @@ mod common;
 use common::*;
 use ftsplice_linux::skip_unless_root;
 use std::io::Write;
-use std::net::{SocketAddrV4, TcpStream};
+use std::net::SocketAddrV4;
 use std::time::Duration;
 
 const SIZE: usize = 8 << 20;
@@ -29,11 +29,7 @@ fn put_and_get_cross_the_splice_byte_exact() {
 
     // PUT: head and the first 256 kB, then (once spliced) the rest.
     let data = body(SIZE);
-    let mut put = t
-        .node(c)
-        .run(|| TcpStream::connect((VIP, 80)).unwrap())
-        .unwrap();
-    put.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut put = connect_vip(t.node(c), Duration::from_secs(30));
     let local = put.local_addr().unwrap().to_string();
     write!(
         put,
@@ -64,17 +60,7 @@ fn put_and_get_cross_the_splice_byte_exact() {
     drop(put); // the client's FIN
 
     // GET through a second splice.
-    let mut get = t
-        .node(c)
-        .run(|| TcpStream::connect((VIP, 80)).unwrap())
-        .unwrap();
-    get.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(get, "GET /blob/{SIZE} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
-    let (head, got) = read_response(&mut get);
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert_eq!(got.len(), SIZE);
-    assert_eq!(sha(&got), sha(&data), "GET body");
-    drop(get);
+    get_blob(t.node(c), SIZE);
     proxy.wait_metric(
         "ftsplice_proxy_connections_total{result=\"spliced\"}",
         2,

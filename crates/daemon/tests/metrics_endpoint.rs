@@ -106,16 +106,7 @@ fn scraped_metrics_parse_and_count_splices() {
     assert_eq!(spliced(&before), 0.0);
     assert_eq!(before.get("ftsplice_splices_active", &[]), Some(0.0));
 
-    let mut get = line
-        .client()
-        .run(|| TcpStream::connect((VIP, 80)).unwrap())
-        .unwrap();
-    get.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(get, "GET /blob/{SIZE} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
-    let (head, got) = read_response(&mut get);
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert_eq!(sha(&got), sha(&body(SIZE)));
-    drop(get);
+    get_blob(line.client(), SIZE);
 
     // The splice is counted, the data plane's packets show up, and the
     // teardown's deletion too.

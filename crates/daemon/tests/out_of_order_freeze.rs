@@ -77,13 +77,8 @@ fn open_hole(line: &Line, later: usize) -> Hole<'_> {
     let backend = Backend::start(backend_ns, std::net::SocketAddrV4::new(BACKEND, 8080));
     let proxy = ProxyGuard::start(proxy_ns, &ProxyToml::default().render());
 
-    let client = client_ns
-        .run(|| TcpStream::connect((VIP, 80)).unwrap())
-        .unwrap();
+    let client = connect_vip(client_ns, Duration::from_secs(20));
     client.set_nodelay(true).unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
     // The client's next sequence number and MSS: one write of head and
     // body leaves in segments of `mss` bytes from `first`.
     let frozen = FrozenSocket::freeze(client).unwrap();

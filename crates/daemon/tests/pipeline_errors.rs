@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use ftsplice_linux::{skip_unless_root, Topology};
 use std::io::Write;
-use std::net::{SocketAddrV4, TcpStream};
+use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
 fn proxy_toml() -> String {
@@ -41,11 +41,7 @@ pool = "dead"
 /// Sends `req` (and keeps the connection open) and returns the status line
 /// and how long the answer took.
 fn ask(t: &Topology, c: usize, req: &[u8]) -> (String, Duration) {
-    let mut s = t
-        .node(c)
-        .run(|| TcpStream::connect((VIP, 80)).unwrap())
-        .unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = connect_vip(t.node(c), Duration::from_secs(10));
     let start = Instant::now();
     s.write_all(req).unwrap();
     let (head, _) = read_response(&mut s);

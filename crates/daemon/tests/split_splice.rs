@@ -14,7 +14,7 @@ mod common;
 use common::*;
 use ftsplice_linux::{skip_unless_root, Topology};
 use std::io::Write;
-use std::net::{SocketAddrV4, TcpStream};
+use std::net::SocketAddrV4;
 use std::time::Duration;
 
 const SIZE: usize = 8 << 20;
@@ -88,16 +88,7 @@ fn backend_answers_go_straight_to_the_client() {
     agent.wait_metric("ftsplice_replication_peers_up", 1, Duration::from_secs(5));
 
     let data = body(SIZE);
-    let mut get = t
-        .node(c)
-        .run(|| TcpStream::connect((VIP, 80)).unwrap())
-        .unwrap();
-    get.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(get, "GET /blob/{SIZE} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
-    let (head, got) = read_response(&mut get);
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert_eq!(sha(&got), sha(&data), "GET body");
-    drop(get);
+    get_blob(t.node(c), SIZE);
     assert_eq!(
         proxy.metric("ftsplice_proxy_connections_total{result=\"spliced\"}"),
         1
@@ -123,11 +114,7 @@ fn backend_answers_go_straight_to_the_client() {
     );
 
     // A PUT: the body goes through the proxy, the answer straight back.
-    let mut put = t
-        .node(c)
-        .run(|| TcpStream::connect((VIP, 80)).unwrap())
-        .unwrap();
-    put.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut put = connect_vip(t.node(c), Duration::from_secs(30));
     write!(
         put,
         "PUT /upload HTTP/1.1\r\nHost: test\r\nContent-Length: {SIZE}\r\n\r\n"

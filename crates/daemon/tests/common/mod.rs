@@ -283,6 +283,24 @@ impl Drop for Backend {
     }
 }
 
+/// A client connection from `ns` to the service address (port 80), reads
+/// timing out after `read_timeout`.
+pub fn connect_vip(ns: &NetNs, read_timeout: Duration) -> TcpStream {
+    let s = ns.run(|| TcpStream::connect((VIP, 80)).unwrap()).unwrap();
+    s.set_read_timeout(Some(read_timeout)).unwrap();
+    s
+}
+
+/// GETs `/blob/{size}` from `ns` through the service address and checks
+/// the answer: a 200 with the generated body.
+pub fn get_blob(ns: &NetNs, size: usize) {
+    let mut get = connect_vip(ns, Duration::from_secs(30));
+    write!(get, "GET /blob/{size} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    let (head, got) = read_response(&mut get);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(sha(&got), sha(&body(size)), "GET body");
+}
+
 /// Reads a whole `Connection: close` response: status line, head, body.
 pub fn read_response(s: &mut TcpStream) -> (String, Vec<u8>) {
     let mut all = Vec::new();
