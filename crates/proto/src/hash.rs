@@ -24,7 +24,24 @@ pub fn flow_hash(src: SocketAddrV4, dst: SocketAddrV4) -> u64 {
 
 /// Per-(key, proxy) hash used by rendezvous hashing.
 fn pair_hash(key: u64, id: ProxyId) -> u64 {
-    mix64(key ^ mix64(u64::from(id.0) | 0x5a5a_0000_0000_0000))
+    pair_hash_with(key, id_hash(id))
+}
+
+/// The proxy's half of [`pair_hash`], which does not depend on the key.
+fn id_hash(id: ProxyId) -> u64 {
+    mix64(u64::from(id.0) | 0x5a5a_0000_0000_0000)
+}
+
+/// [`pair_hash`] from the proxy's precomputed [`id_hash`].
+fn pair_hash_with(key: u64, id_hash: u64) -> u64 {
+    mix64(key ^ id_hash)
+}
+
+/// The weighted rendezvous score of a pair hash for weight `w` (> 0).
+fn weighted_score(pair: u64, w: u32) -> f64 {
+    // 53 random bits, strictly inside (0, 1).
+    let u = ((pair >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    f64::from(w) / -u.ln()
 }
 
 /// Unweighted rendezvous (highest random weight) hashing: the candidate with
@@ -51,15 +68,58 @@ pub fn weighted_rendezvous(
         if w == 0 {
             continue;
         }
-        // 53 random bits, strictly inside (0, 1).
-        let u = ((pair_hash(key, id) >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-        let score = f64::from(w) / -u.ln();
+        let score = weighted_score(pair_hash(key, id), w);
         // Ties (practically impossible) go to the higher id, like `max`.
         if best.is_none_or(|(s, b)| score > s || (score == s && id > b)) {
             best = Some((score, id));
         }
     }
     best.map(|(_, id)| id)
+}
+
+/// A fixed candidate set scored against many keys (a slot table's 4096
+/// slots): each candidate's key-independent half of the pair hash is
+/// computed once instead of once per key. Answers exactly what
+/// [`rendezvous`] and [`weighted_rendezvous`] answer for the same
+/// candidates in the same order.
+#[derive(Clone, Debug)]
+pub struct Candidates {
+    members: Vec<(ProxyId, u32, u64)>,
+}
+
+impl Candidates {
+    pub fn new(candidates: impl IntoIterator<Item = (ProxyId, u32)>) -> Candidates {
+        Candidates {
+            members: candidates
+                .into_iter()
+                .map(|(id, w)| (id, w, id_hash(id)))
+                .collect(),
+        }
+    }
+
+    /// [`rendezvous`] over the candidates (weights ignored).
+    pub fn rendezvous(&self, key: u64) -> Option<ProxyId> {
+        self.members
+            .iter()
+            .map(|&(id, _, h)| (pair_hash_with(key, h), id))
+            .max()
+            .map(|(_, id)| id)
+    }
+
+    /// [`weighted_rendezvous`] over the candidates.
+    pub fn weighted_rendezvous(&self, key: u64) -> Option<ProxyId> {
+        let mut best: Option<(f64, ProxyId)> = None;
+        for &(id, w, h) in &self.members {
+            if w == 0 {
+                continue;
+            }
+            let score = weighted_score(pair_hash_with(key, h), w);
+            if best.is_none_or(|(s, b)| score > s || (score == s && id > b)) {
+                best = Some((score, id));
+            }
+        }
+        best.map(|(_, id)| id)
+    }
 }
 
 #[cfg(test)]
@@ -124,5 +184,28 @@ mod tests {
             }
         }
         assert_eq!(weighted_rendezvous(9, [(ProxyId(1), 0)]), None);
+    }
+
+    proptest::proptest! {
+        /// Prepared candidates pick what the one-shot functions pick, for
+        /// any set, order, weights (zeros included) and key.
+        #[test]
+        fn prepared_candidates_match_one_shot_rendezvous(
+            members in proptest::collection::vec((0u16..40, 0u32..4), 0..14),
+            keys in proptest::collection::vec(proptest::prelude::any::<u64>(), 1..50),
+        ) {
+            let set: Vec<(ProxyId, u32)> = members.iter().map(|&(i, w)| (ProxyId(i), w)).collect();
+            let prepared = Candidates::new(set.iter().copied());
+            for &k in &keys {
+                proptest::prop_assert_eq!(
+                    prepared.rendezvous(k),
+                    rendezvous(k, set.iter().map(|m| m.0))
+                );
+                proptest::prop_assert_eq!(
+                    prepared.weighted_rendezvous(k),
+                    weighted_rendezvous(k, set.iter().copied())
+                );
+            }
+        }
     }
 }

@@ -30,7 +30,7 @@
 use core::net::SocketAddrV4;
 use core::time::Duration;
 
-use crate::hash::{flow_hash, mix64, rendezvous, weighted_rendezvous};
+use crate::hash::{flow_hash, mix64, Candidates};
 use crate::ids::ProxyId;
 use crate::rng::SplitMix64;
 use crate::Instant;
@@ -154,13 +154,14 @@ impl SlotTable {
             return SlotTable::default();
         }
         let equal = members.iter().all(|m| m.1 == members[0].1);
+        let prepared = Candidates::new(members.iter().copied());
         let slots = (0..SLOTS)
             .map(|k| {
                 let key = slot_key(k);
                 let won = if equal {
-                    rendezvous(key, members.iter().map(|m| m.0))
+                    prepared.rendezvous(key)
                 } else {
-                    weighted_rendezvous(key, members.iter().copied())
+                    prepared.weighted_rendezvous(key)
                 };
                 // Non-empty members always produce a winner.
                 won.unwrap_or(members[0].0)
