@@ -17,28 +17,41 @@ use std::collections::binary_heap::PeekMut;
 use std::collections::{BinaryHeap, VecDeque};
 
 /// Marks a heap key whose event is the head of a lane, not a slab slot.
-const LANE: u32 = 1 << 31;
+const LANE: u32 = 1 << (SRC_BITS - 1);
+
+/// Bits of a key's low word that hold its source (a lane flag and 2^27
+/// slab slots or lanes); the sequence number takes the 36 bits above them,
+/// 6.9 * 10^10 events per run (hours of simulation at our speed).
+const SRC_BITS: u32 = 28;
+/// Events one queue can ever take.
+const MAX_SEQ: u64 = 1 << (64 - SRC_BITS);
+const SRC_MASK: u64 = (1 << SRC_BITS) - 1;
 
 /// Heap key: the event itself waits in a slab or a lane, so sifting moves
-/// small keys instead of whole frame-carrying events. `ord` is (time,
-/// sequence) packed into one integer so a comparison is a single one.
+/// small keys instead of whole frame-carrying events. `ord` packs (time,
+/// sequence, source) into one integer, so a comparison is a single one and
+/// a key is 16 bytes: the sequence is unique, so the source below it never
+/// decides an order.
 #[derive(Clone, Copy)]
 struct Key {
     ord: u128,
-    /// Slab slot, or `LANE | lane index`.
-    src: u32,
 }
 
 impl Key {
     fn new(at: SimTime, seq: u64, src: u32) -> Key {
+        debug_assert!(seq < MAX_SEQ && u64::from(src) <= SRC_MASK);
         Key {
-            ord: (u128::from(at.0) << 64) | u128::from(seq),
-            src,
+            ord: (u128::from(at.0) << 64) | u128::from((seq << SRC_BITS) | u64::from(src)),
         }
     }
 
     fn at(&self) -> SimTime {
         SimTime((self.ord >> 64) as u64)
+    }
+
+    /// Slab slot, or `LANE | lane index`.
+    fn src(&self) -> u32 {
+        (self.ord as u64 & SRC_MASK) as u32
     }
 }
 
@@ -86,6 +99,12 @@ impl<E> Default for EventQueue<E> {
 impl<E> EventQueue<E> {
     fn seq(&mut self) -> u64 {
         let seq = self.next_seq;
+        // An engine limit, not input: the order of events past it would be
+        // wrong, so stop instead.
+        assert!(
+            seq < MAX_SEQ,
+            "event queue: more than 2^36 events in one run"
+        );
         self.next_seq += 1;
         self.len += 1;
         seq
@@ -144,8 +163,9 @@ impl<E> EventQueue<E> {
         loop {
             let mut top = self.heap.peek_mut()?;
             let k = *top;
-            let e = if k.src & LANE != 0 {
-                let lane = k.src & !LANE;
+            let src = k.src();
+            let e = if src & LANE != 0 {
+                let lane = src & !LANE;
                 let Some(q) = self.lanes.get_mut(lane as usize) else {
                     PeekMut::pop(top);
                     continue;
@@ -162,8 +182,8 @@ impl<E> EventQueue<E> {
                 e
             } else {
                 PeekMut::pop(top);
-                let e = self.slab.get_mut(k.src as usize).and_then(Option::take);
-                self.free.push(k.src);
+                let e = self.slab.get_mut(src as usize).and_then(Option::take);
+                self.free.push(src);
                 e
             };
             // A key always has its event, so this always holds.
