@@ -197,6 +197,12 @@ impl TcpOptions {
     /// Parses an options area; unknown kinds are skipped (but must be
     /// well-formed), a repeated option overrides the earlier one.
     pub fn parse(data: &[u8]) -> Result<TcpOptions> {
+        if let Some(ts) = TcpOptions::timestamp_only(data) {
+            return Ok(TcpOptions {
+                timestamp: Some(ts),
+                ..TcpOptions::default()
+            });
+        }
         let mut o = TcpOptions::default();
         for item in TcpOptionIter::new(data) {
             match item?.1 {
@@ -209,6 +215,20 @@ impl TcpOptions {
             }
         }
         Ok(o)
+    }
+
+    /// `(tsval, tsecr)` when the options area is exactly NOP, NOP,
+    /// timestamp: the layout of every established segment without SACK
+    /// blocks (ours and Linux's), recognised without walking the options.
+    /// Parsing such an area the long way gives the same answer.
+    pub fn timestamp_only(data: &[u8]) -> Option<(u32, u32)> {
+        match data {
+            [kind::NOP, kind::NOP, kind::TIMESTAMP, 10, v0, v1, v2, v3, e0, e1, e2, e3] => Some((
+                u32::from_be_bytes([*v0, *v1, *v2, *v3]),
+                u32::from_be_bytes([*e0, *e1, *e2, *e3]),
+            )),
+            _ => None,
+        }
     }
 
     /// Bytes [`TcpOptions::emit`] writes (a multiple of 4; may exceed 40,
@@ -286,6 +306,40 @@ impl TcpOptions {
 pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The options walk, without the timestamp-only shortcut.
+    fn parse_long_way(data: &[u8]) -> Result<TcpOptions> {
+        let mut o = TcpOptions::default();
+        for item in TcpOptionIter::new(data) {
+            match item?.1 {
+                TcpOption::MaxSegmentSize(v) => o.mss = Some(v),
+                TcpOption::WindowScale(v) => o.window_scale = Some(v),
+                TcpOption::SackPermitted => o.sack_permitted = true,
+                TcpOption::Sack(b) => o.sack = b,
+                TcpOption::Timestamp { tsval, tsecr } => o.timestamp = Some((tsval, tsecr)),
+                TcpOption::EndOfList | TcpOption::NoOperation | TcpOption::Unknown { .. } => {}
+            }
+        }
+        Ok(o)
+    }
+
+    proptest! {
+        /// The timestamp-only shortcut answers what walking the options
+        /// answers, for areas with its prefix (any length) and any others.
+        #[test]
+        fn timestamp_only_shortcut_matches_the_walk(
+            prefixed in any::<bool>(),
+            tail in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let mut data = if prefixed { vec![kind::NOP, kind::NOP, kind::TIMESTAMP, 10] } else { Vec::new() };
+            data.extend_from_slice(&tail);
+            data.truncate(40);
+            prop_assert_eq!(TcpOptions::parse(&data), parse_long_way(&data));
+            if let Some(ts) = TcpOptions::timestamp_only(&data) {
+                prop_assert_eq!(parse_long_way(&data).ok().and_then(|o| o.timestamp), Some(ts));
+            }
+        }
+    }
 
     #[test]
     fn parses_linux_syn_options() {

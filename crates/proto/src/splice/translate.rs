@@ -21,7 +21,9 @@ use core::net::SocketAddrV4;
 use ftsplice_wire::checksum::Incremental;
 use ftsplice_wire::ipv4::{self, PROTO_TCP};
 use ftsplice_wire::tcp_options::kind;
-use ftsplice_wire::{tcp, Error as WireError, Ipv4Packet, TcpFlags, TcpOption, TcpPacket};
+use ftsplice_wire::{
+    tcp, Error as WireError, Ipv4Packet, TcpFlags, TcpOption, TcpOptions, TcpPacket,
+};
 
 use super::{Direction, Splice};
 
@@ -230,6 +232,11 @@ fn validate_ip(packet: &[u8]) -> Result<(usize, usize), TranslateError> {
 
 fn scan_options(seg: &TcpPacket<&[u8]>) -> Result<OptionSpots, TranslateError> {
     let mut spots = OptionSpots::default();
+    // The common established segment: NOP, NOP, timestamp at offset 2.
+    if TcpOptions::timestamp_only(seg.options()).is_some() {
+        spots.ts = Some(2);
+        return Ok(spots);
+    }
     for item in seg.option_iter() {
         let repeated = match item.map_err(|_| TranslateError::BadOption)? {
             (at, TcpOption::Timestamp { .. }) => spots.ts.replace(at).is_some(),
