@@ -144,18 +144,15 @@ impl Source {
             None => text.get(span)?.trim(),
         };
         let local = local.trim_matches('"');
-        let bare = |k: &str| {
-            !k.is_empty()
-                && k.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-        };
-        if !bare(local) {
+        if !dotted(local) {
             return None;
         }
-        Some(join_key(
-            self.header_at(line_start, false).as_deref(),
-            local,
-        ))
+        let table = self.header_at(line_start, false);
+        if table.as_deref().is_some_and(|t| !dotted(t)) {
+            // A malformed header above: the key's table is unknown.
+            return None;
+        }
+        Some(join_key(table.as_deref(), local))
     }
 
     /// The table header (`[a.b]` / `[[a.b]]`) on the line at `offset` (when
@@ -180,6 +177,17 @@ impl Source {
         let name = name.split(']').next()?.trim();
         (!name.is_empty()).then(|| name.to_string())
     }
+}
+
+/// A dotted path of bare keys (`a.b-c.d_e`): no empty part, nothing a
+/// bare TOML key cannot hold. Text that is not one names no key.
+fn dotted(k: &str) -> bool {
+    k.split('.').all(|part| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    })
 }
 
 fn join_key(table: Option<&str>, key: &str) -> String {
@@ -433,6 +441,25 @@ mod tests {
         assert_eq!(k, [0x0f; 32]);
         assert!(parse_hex32(&"0f".repeat(31)).is_none());
         assert!(parse_hex32(&"zz".repeat(32)).is_none());
+    }
+
+    #[test]
+    fn syntax_errors_name_only_well_formed_keys() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Any {}
+        let err = |text: &str| Source::new("x.toml", text).parse::<Any>().unwrap_err();
+        // Found by the config fuzz property: "." before the `=` is no key.
+        let e = err(".==");
+        assert_eq!((e.line, e.key.as_deref()), (Some(1), None), "{e}");
+        // A header that is no dotted key leaves the table, so the key, unknown.
+        let e = err("[a..b]\nx = = 1\n");
+        assert_eq!(e.key, None, "{e}");
+        let e = err("[pool]\nport = = 1\n");
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(2), Some("pool.port")),
+            "{e}"
+        );
     }
 
     #[test]
