@@ -43,6 +43,11 @@ pub enum FrozenError {
     /// received. `side` is `client` or `backend`.
     #[error("the {0} socket holds out-of-order data (SACKed, not readable)")]
     OutOfOrder(&'static str),
+    /// Unread client bytes were relayed, but the client may still send
+    /// (its window is open), so out-of-order data cannot be ruled out and
+    /// bytes sent from now on would be lost in the hold.
+    #[error("{0} bytes of the client's window are still open with relayed bytes unread")]
+    ClientWindowOpen(u32),
     #[error("timestamps negotiated on both connections but the {0}'s latest TSval is unknown")]
     TsvalUnknown(&'static str),
 }
@@ -64,6 +69,7 @@ impl FrozenError {
             FrozenError::ClientUnacked(_) => "client_unacked",
             FrozenError::OutOfOrder("client") => "client_out_of_order",
             FrozenError::OutOfOrder(_) => "backend_out_of_order",
+            FrozenError::ClientWindowOpen(_) => "client_window_open",
             FrozenError::TsvalUnknown(_) => "tsval_unknown",
         }
     }
@@ -85,6 +91,23 @@ pub fn splice_from_frozen(
     backend: &SocketState,
     peer_ts: PeerTsvals,
 ) -> Result<Splice, FrozenError> {
+    splice_from_frozen_relayed(id, client, backend, peer_ts, 0)
+}
+
+/// [`splice_from_frozen`] for a client socket whose receive queue still
+/// holds `client_relayed` bytes that were copied to the backend without
+/// being read (the proxy relays a client stopped by flow control without
+/// consuming, so its window stays closed). The queue must hold exactly
+/// those bytes, and the client's window must be closed
+/// ([`SocketState::receive_window_left`] 0): that rules out out-of-order
+/// data, which receive memory cannot tell apart from unread bytes.
+pub fn splice_from_frozen_relayed(
+    id: SpliceId,
+    client: &SocketState,
+    backend: &SocketState,
+    peer_ts: PeerTsvals,
+    client_relayed: usize,
+) -> Result<Splice, FrozenError> {
     for (side, s) in [("client", client), ("backend", backend)] {
         if s.info.state != TCP_ESTABLISHED {
             return Err(FrozenError::NotEstablished {
@@ -93,8 +116,13 @@ pub fn splice_from_frozen(
             });
         }
     }
-    if !client.recv_queue.is_empty() {
-        return Err(FrozenError::ClientBytesUnrelayed(client.recv_queue.len()));
+    if client.recv_queue.len() != client_relayed {
+        return Err(FrozenError::ClientBytesUnrelayed(
+            client.recv_queue.len().abs_diff(client_relayed),
+        ));
+    }
+    if client_relayed != 0 && client.receive_window_left() != 0 {
+        return Err(FrozenError::ClientWindowOpen(client.receive_window_left()));
     }
     if !backend.send_queue.is_empty() {
         return Err(FrozenError::BackendUnacked(backend.send_queue.len()));
@@ -105,6 +133,9 @@ pub fn splice_from_frozen(
     if !client.send_queue.is_empty() {
         return Err(FrozenError::ClientUnacked(client.send_queue.len()));
     }
+    // (A client with relayed unread bytes and a closed window holds
+    // nothing out of order, see above; `holds_out_of_order` is false for
+    // it since its receive queue is not empty.)
     for (side, s) in [("client", client), ("backend", backend)] {
         if s.holds_out_of_order() {
             return Err(FrozenError::OutOfOrder(side));
@@ -285,6 +316,42 @@ mod tests {
         assert!(!s.sack_ok);
         assert_eq!((s.wscale.client, s.wscale.vip), (0, 0));
         assert_eq!((s.wscale.ssa, s.wscale.backend), (6, 8));
+    }
+
+    #[test]
+    fn relayed_unread_client_bytes_need_a_closed_window() {
+        let (a, b) = pair();
+        let ts = PeerTsvals {
+            client: Some(1),
+            backend: Some(2),
+        };
+        let id = splice_id(1, 1);
+        // 3000 bytes queued unread (and so charged), all relayed; the
+        // client filled the window it was given: right edge = rcv_nxt.
+        let mut x = a.clone();
+        x.recv_queue = vec![7; 3000];
+        x.rmem_alloc = 9000;
+        x.window.rcv_wup = x.rcv_nxt.wrapping_sub(3000);
+        x.window.rcv_wnd = 3000;
+        let s = splice_from_frozen_relayed(id, &x, &b, ts, 3000).unwrap();
+        let whole = splice_from_frozen(id, &a, &b, ts).unwrap();
+        assert_eq!(s, whole, "the unread bytes do not move the deltas");
+        // Not every queued byte was relayed, or more than queued.
+        assert_eq!(
+            splice_from_frozen_relayed(id, &x, &b, ts, 2000),
+            Err(FrozenError::ClientBytesUnrelayed(1000))
+        );
+        assert_eq!(
+            splice_from_frozen_relayed(id, &x, &b, ts, 3500),
+            Err(FrozenError::ClientBytesUnrelayed(500))
+        );
+        // An open window: the client may still send (and may have sent
+        // beyond a hole).
+        x.window.rcv_wnd = 4448;
+        let e = splice_from_frozen_relayed(id, &x, &b, ts, 3000).unwrap_err();
+        assert_eq!(e, FrozenError::ClientWindowOpen(1448));
+        assert!(e.is_transient());
+        assert_eq!(e.label(), "client_window_open");
     }
 
     #[test]

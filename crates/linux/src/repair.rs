@@ -118,6 +118,21 @@ impl SocketState {
     pub fn holds_out_of_order(&self) -> bool {
         self.recv_queue.is_empty() && self.rmem_alloc != 0
     }
+
+    /// Bytes the peer may still send beyond `rcv_nxt`: the right edge of
+    /// the window this socket last advertised (`rcv_wup + rcv_wnd`) minus
+    /// `rcv_nxt`. Zero means the peer is stopped by flow control, and then
+    /// nothing can be queued out of order either (the kernel only queues
+    /// segments inside the window it advertised, and never moves its right
+    /// edge back).
+    pub fn receive_window_left(&self) -> u32 {
+        window_left(&self.window, self.rcv_nxt)
+    }
+}
+
+fn window_left(w: &RepairWindow, rcv_nxt: u32) -> u32 {
+    let left = w.rcv_wup.wrapping_add(w.rcv_wnd).wrapping_sub(rcv_nxt) as i32;
+    left.max(0) as u32
 }
 
 fn setsockopt<T>(fd: RawFd, level: i32, opt: i32, val: &T, op: &'static str) -> Result<()> {
@@ -200,6 +215,21 @@ pub fn leave_repair_quietly(fd: RawFd) -> Result<()> {
         TCP_REPAIR_OFF_NO_WP,
         "setsockopt(TCP_REPAIR)",
     )
+}
+
+/// [`SocketState::receive_window_left`] of a live socket: enters repair
+/// mode for the three reads and leaves it quietly (nothing is sent; the
+/// receive path works as usual meanwhile).
+pub fn live_receive_window_left(fd: RawFd) -> Result<u32> {
+    set_repair(fd, true)?;
+    let read = queue_seq(fd, Queue::Recv).and_then(|rcv_nxt| {
+        set_repair_queue(fd, Queue::None)?;
+        Ok(window_left(&repair_window(fd)?, rcv_nxt))
+    });
+    let left = leave_repair_quietly(fd);
+    let n = read?;
+    left?;
+    Ok(n)
 }
 
 pub fn set_repair_queue(fd: RawFd, q: Queue) -> Result<()> {
@@ -535,6 +565,18 @@ impl FrozenSocket {
         res
     }
 
+    /// Makes the peer acknowledge at once: leaves repair mode with a window
+    /// probe (a bare ACK one below `snd_una`, which the peer answers with
+    /// an ACK of its `rcv_nxt` and its current window) and enters repair
+    /// mode again. After a splice is installed the answer goes through the
+    /// splice, so the other endpoint learns the peer's window now instead
+    /// of at its next zero-window probe.
+    pub fn probe_peer(&self) -> Result<()> {
+        let fd = self.stream.as_raw_fd();
+        set_repair(fd, false)?;
+        set_repair(fd, true)
+    }
+
     /// Leaves repair mode (sending nothing) and gives the socket back.
     pub fn thaw(self) -> Result<TcpStream> {
         leave_repair_quietly(self.stream.as_raw_fd())?;
@@ -643,6 +685,21 @@ mod tests {
     fn repair_window_matches_kernel_layout() {
         assert_eq!(size_of::<RepairWindow>(), 20);
         assert_eq!(size_of::<RepairOpt>(), 8);
+    }
+
+    #[test]
+    fn window_left_is_the_right_edge_minus_rcv_nxt() {
+        let w = |rcv_wup: u32, rcv_wnd: u32| RepairWindow {
+            rcv_wup,
+            rcv_wnd,
+            ..RepairWindow::default()
+        };
+        assert_eq!(window_left(&w(1000, 500), 1200), 300);
+        assert_eq!(window_left(&w(1000, 500), 1500), 0);
+        assert_eq!(window_left(&w(u32::MAX - 9, 20), 5), 5, "wraps");
+        // A peer that sent beyond the edge (the kernel dropped it) or a
+        // stale read: never negative.
+        assert_eq!(window_left(&w(1000, 0), 1400), 0);
     }
 
     #[test]

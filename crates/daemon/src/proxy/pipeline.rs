@@ -6,7 +6,12 @@
 //! 2. route it (503 when no pool serves it or no SSA port is free);
 //! 3. connect to the backend from the SSA with a port of this proxy's
 //!    partition and the MSS clamp (502 when that fails);
-//! 4. put both 4-tuples on hold in the data plane (data, SYN and FIN
+//! 4. a client still sending (bytes queued after the head) is left, with
+//!    no hold and unread, to run into its closed receive window; then the
+//!    connection goes on hold, the client is frozen and its queued bytes
+//!    are copied unread to the backend (`freeze_at_closed_window`), so the
+//!    client had nothing in flight for the hold to drop. Otherwise:
+//!    put both 4-tuples on hold in the data plane (data, SYN and FIN
 //!    segments are dropped from now on and retransmitted later through the
 //!    splice; pure ACKs still reach our sockets), forward everything read
 //!    from the client, and relay until the two byte streams line up: no
@@ -19,8 +24,10 @@
 //! 5. freeze both sockets with TCP_REPAIR, build the splice (the peers'
 //!    latest TSvals come from the data plane's `ts_seen`), install it,
 //!    replicate it and wait (bounded) for a peer's ack;
-//! 6. close both sockets silently. The SSA port stays taken until the
-//!    splice is deleted (teardown).
+//! 6. let the backend socket send one window probe, whose answer reaches
+//!    the client through the splice (a client stopped by its closed window
+//!    sends on at once), and close both sockets silently. The SSA port
+//!    stays taken until the splice is deleted (teardown).
 //!
 //! Connections accepted on an L4 route's listener skip step 1: the route
 //! picks the pool, and step 4 relays whatever either side sent first (the
@@ -34,7 +41,7 @@ use super::ports::PortAllocator;
 use super::routing::{error_response, head_limits, status_for, NoRoute, Routing};
 use crate::config::ProxyConfig;
 use crate::control::{lock, Command, CreateOutcome, SharedSink};
-use crate::frozen::{splice_from_frozen, FrozenError, PeerTsvals};
+use crate::frozen::{splice_from_frozen, splice_from_frozen_relayed, FrozenError, PeerTsvals};
 use crate::metrics::Registry;
 use ftsplice_linux::{repair, FrozenSocket};
 use ftsplice_proto::route::head::{parse_head, HeadLimits, Parsed, RequestHead};
@@ -56,6 +63,12 @@ const SETTLE_POLL: Duration = Duration::from_micros(500);
 /// Freeze attempts (a packet can slip in between the last check and the
 /// freeze; the sockets are thawed and the streams settled again).
 const FREEZE_ATTEMPTS: u32 = 20;
+/// Longest wait for a sending client to run into its closed receive window
+/// before the connection is settled under the hold (reading the client).
+const DRAIN_LIMIT: Duration = Duration::from_millis(500);
+/// A client whose queued bytes did not grow for this long, with its window
+/// still open, has stopped sending by itself: settle under the hold.
+const CLIENT_IDLE: Duration = Duration::from_millis(20);
 /// Times the hold may be lifted so that a peer can fill a hole in front of
 /// data our socket queued out of order; more, and the connection is relayed.
 const OUT_OF_ORDER_LIFTS: u32 = 4;
@@ -151,6 +164,10 @@ struct Pair {
     /// writes them first.
     to_backend: Vec<u8>,
     to_client: Vec<u8>,
+    /// Bytes at the front of the client socket's receive queue that were
+    /// already copied to the backend without being read (a relay at a
+    /// closed window): reading the client discards them first.
+    client_skip: usize,
 }
 
 fn v4(a: SocketAddr) -> Option<SocketAddrV4> {
@@ -370,6 +387,7 @@ impl Pipeline {
             backend_addr: backend,
             to_backend: buf,
             to_client: Vec::new(),
+            client_skip: 0,
         })
     }
 
@@ -421,19 +439,20 @@ impl Pipeline {
             wscale: WindowScales::default(),
             sack_ok: false,
         };
-        if let Err(e) = lock(&self.sink).hold(&provisional) {
-            return Err((
-                format!("cannot put the connection on hold: {e}"),
-                Some(pair),
-            ));
-        }
         match self.settle_and_freeze(pair, &provisional).await {
-            Ok((splice, fa, fb)) => match self.install(splice.clone()).await {
+            Ok((splice, fa, fb, relayed)) => match self.install(splice.clone()).await {
                 Ok(()) => {
                     {
                         let mut sink = lock(&self.sink);
                         sink.forget_ts(splice.client, splice.vip);
                         sink.forget_ts(splice.backend, splice.ssa);
+                    }
+                    // The backend's answer goes through the splice: a
+                    // client stopped by a closed window learns the
+                    // backend's window now, not at its next zero-window
+                    // probe (backed off like a retransmission).
+                    if let Err(e) = fb.probe_peer() {
+                        tracing::warn!(splice = id.0, "probing the backend: {e}");
                     }
                     for closed in [fa.close_silently(), fb.close_silently()] {
                         if let Err(e) = closed {
@@ -444,7 +463,7 @@ impl Pipeline {
                 }
                 Err(why) => {
                     let _ = lock(&self.sink).remove(id);
-                    match thaw_pair(fa, fb, &splice) {
+                    match thaw_pair(fa, fb, &splice, relayed) {
                         Ok(pair) => Err((why, Some(pair))),
                         Err(e) => Err((format!("{why}; thawing failed: {e}"), None)),
                     }
@@ -498,20 +517,105 @@ impl Pipeline {
     }
 
     /// Relays until the streams line up, then freezes both sockets and
-    /// builds the splice. `held` (the provisional splice) is on hold when
-    /// called; the hold is lifted while a socket holds out-of-order data and
-    /// put back once the hole is filled.
+    /// builds the splice (and the number of unread client bytes that were
+    /// relayed, see [`Self::freeze_at_closed_window`]).
+    ///
+    /// A client that is sending (bytes queued after the head) is first
+    /// left to run into its receive window, without the hold and without
+    /// reading it: reading would reopen the window and the client would
+    /// send into the hold, which drops data; the client would then only
+    /// resend at its retransmission timeout, backed off while the hold
+    /// lasts. Once the window is closed the splice is made with the queued
+    /// bytes unread. A client that queued nothing, stopped with its window
+    /// open, or did not close it within `DRAIN_LIMIT`, takes the general
+    /// path: `held` (the provisional splice) is put on hold and both sockets
+    /// are read until the streams line up; the hold is lifted while a
+    /// socket holds out-of-order data and put back once the hole is filled.
     async fn settle_and_freeze(
         &self,
         mut pair: Pair,
         held: &Splice,
-    ) -> Result<(Splice, FrozenSocket, FrozenSocket), (String, Option<Pair>)> {
+    ) -> Result<(Splice, FrozenSocket, FrozenSocket, usize), (String, Option<Pair>)> {
         let id = held.id;
-        let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
+        let started = std::time::Instant::now();
+        let deadline = started + SETTLE_TIMEOUT;
         let mut attempts = 0;
-        let mut on_hold = true;
+        let mut on_hold = false;
         let mut lifts = 0;
+        let client_fd = pair.client.as_raw_fd();
+        // Waiting for a sending client to close its window (no hold yet);
+        // the last count of queued client bytes and when it changed.
+        let mut draining = repair::inq(client_fd).unwrap_or(0) > 0;
+        let mut queued = (u32::MAX, started);
+        if !draining {
+            if let Err(e) = lock(&self.sink).hold(held) {
+                return Err((
+                    format!("cannot put the connection on hold: {e}"),
+                    Some(pair),
+                ));
+            }
+            on_hold = true;
+        }
         loop {
+            if draining {
+                if let Err(e) = pump_without_client(&mut pair) {
+                    return Err((format!("relaying before the freeze: {e}"), Some(pair)));
+                }
+                if let Some(why) = not_established(&pair) {
+                    return Err((why, Some(pair)));
+                }
+                let now = std::time::Instant::now();
+                let inq = match repair::inq(client_fd) {
+                    Ok(n) => n,
+                    Err(e) => return Err((format!("reading the client queue: {e}"), Some(pair))),
+                };
+                if inq != queued.0 {
+                    queued = (inq, now);
+                }
+                let lined_up = pair.to_backend.is_empty()
+                    && pair.to_client.is_empty()
+                    && queues(&pair.backend) == (0, 0)
+                    && repair::outq(client_fd).ok() == Some(0)
+                    && repair::holds_out_of_order(pair.backend.as_raw_fd()).ok() == Some(false);
+                if lined_up && inq == 0 {
+                    draining = false;
+                } else if lined_up {
+                    match repair::live_receive_window_left(client_fd) {
+                        Ok(0) => {
+                            match self.freeze_at_closed_window(pair, held, deadline).await {
+                                Ok(done) => return Ok(done),
+                                Err(Attempt::Settle(p)) => {
+                                    // On hold now: the general path.
+                                    pair = p;
+                                    on_hold = true;
+                                    draining = false;
+                                    attempts += 1;
+                                    continue;
+                                }
+                                Err(Attempt::Failed(why, p)) => return Err((why, p)),
+                            }
+                        }
+                        Ok(_) if now.duration_since(queued.1) >= CLIENT_IDLE => draining = false,
+                        Ok(_) => {}
+                        Err(e) => {
+                            return Err((format!("reading the client's window: {e}"), Some(pair)))
+                        }
+                    }
+                }
+                if draining && now.duration_since(started) < DRAIN_LIMIT {
+                    tokio::time::sleep(SETTLE_POLL).await;
+                    continue;
+                }
+                draining = false;
+                tracing::debug!(splice = id.0, "settling under the hold");
+                if let Err(e) = lock(&self.sink).hold(held) {
+                    return Err((
+                        format!("cannot put the connection on hold: {e}"),
+                        Some(pair),
+                    ));
+                }
+                on_hold = true;
+            }
             if let Err(e) = pump(&mut pair) {
                 return Err((format!("relaying before the freeze: {e}"), Some(pair)));
             }
@@ -564,6 +668,7 @@ impl Pipeline {
             }
             let settled = on_hold
                 && hole.is_none()
+                && pair.client_skip == 0
                 && pair.to_backend.is_empty()
                 && pair.to_client.is_empty()
                 && queues_empty(&pair);
@@ -602,6 +707,7 @@ impl Pipeline {
                 backend_addr,
                 to_backend: Vec::new(),
                 to_client: Vec::new(),
+                client_skip: 0,
             };
             let fa = match FrozenSocket::freeze(client) {
                 Ok(f) => f,
@@ -632,7 +738,7 @@ impl Pipeline {
                 }
             };
             match splice_from_frozen(id, fa.state(), fb.state(), ts) {
-                Ok(s) => return Ok((s, fa, fb)),
+                Ok(s) => return Ok((s, fa, fb, 0)),
                 Err(e) => {
                     self.metrics
                         .counter(
@@ -648,7 +754,7 @@ impl Pipeline {
                         backend: backend_addr,
                         ..placeholder(id)
                     };
-                    pair = match thaw_pair(fa, fb, &s) {
+                    pair = match thaw_pair(fa, fb, &s, 0) {
                         Ok(p) => p,
                         Err(te) => return Err((format!("{e}; thaw failed: {te}"), None)),
                     };
@@ -658,6 +764,167 @@ impl Pipeline {
                     if !retry {
                         return Err((format!("cannot splice exactly: {e}"), Some(pair)));
                     }
+                }
+            }
+        }
+    }
+}
+
+/// A freeze at a closed window that did not make the splice.
+enum Attempt {
+    /// The connection is on hold, thawed: settle it the general way.
+    Settle(Pair),
+    /// Give up splicing (relay the pair if there is one).
+    Failed(String, Option<Pair>),
+}
+
+impl Pipeline {
+    /// The client is stopped by its closed receive window with bytes
+    /// queued; everything else is lined up. Puts the connection on hold,
+    /// freezes the client, writes its queued bytes (read without consuming,
+    /// so the window stays closed) to the backend, waits for the backend's
+    /// ack, freezes the backend and builds the splice. Returns the splice,
+    /// both frozen sockets and the number of unread relayed client bytes.
+    async fn freeze_at_closed_window(
+        &self,
+        pair: Pair,
+        held: &Splice,
+        deadline: std::time::Instant,
+    ) -> Result<(Splice, FrozenSocket, FrozenSocket, usize), Attempt> {
+        let id = held.id;
+        if let Err(e) = lock(&self.sink).hold(held) {
+            return Err(Attempt::Failed(
+                format!("cannot put the connection on hold: {e}"),
+                Some(pair),
+            ));
+        }
+        let Pair {
+            client,
+            mut backend,
+            client_addr,
+            vip,
+            ssa,
+            backend_addr,
+            ..
+        } = pair;
+        let rebuild = |fa: FrozenSocket, backend: TcpStream, client_skip: usize| {
+            fa.thaw().map(|client| Pair {
+                client,
+                backend,
+                client_addr,
+                vip,
+                ssa,
+                backend_addr,
+                to_backend: Vec::new(),
+                to_client: Vec::new(),
+                client_skip,
+            })
+        };
+        let settle = |r: ftsplice_linux::Result<Pair>| match r {
+            Ok(p) => Attempt::Settle(p),
+            Err(e) => Attempt::Failed(format!("thawing the client socket: {e}"), None),
+        };
+        let fa = match FrozenSocket::freeze(client) {
+            Ok(f) => f,
+            Err(e) => {
+                // Back out of repair mode (or never in it): relay it.
+                let why = format!("freezing the client socket: {e}");
+                return Err(Attempt::Failed(
+                    why,
+                    e.stream.map(|client| Pair {
+                        client,
+                        backend,
+                        client_addr,
+                        vip,
+                        ssa,
+                        backend_addr,
+                        to_backend: Vec::new(),
+                        to_client: Vec::new(),
+                        client_skip: 0,
+                    }),
+                ));
+            }
+        };
+        if fa.state().receive_window_left() != 0 {
+            // Opened meanwhile (nothing here reads the client): settle.
+            return Err(settle(rebuild(fa, backend, 0)));
+        }
+        let queued = fa.state().recv_queue.len();
+        // Relay the queued bytes and wait for the backend to ack them. The
+        // hold drops what the backend sends from now on; bytes it sent
+        // before must reach the client, which is frozen: settle then.
+        let mut written = 0;
+        loop {
+            let rest = &fa.state().recv_queue[written..];
+            if !rest.is_empty() {
+                match backend.write(rest) {
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let why = format!("relaying at the closed window: {e}");
+                        return Err(match rebuild(fa, backend, written) {
+                            Ok(p) => Attempt::Failed(why, Some(p)),
+                            Err(te) => Attempt::Failed(format!("{why}; thaw failed: {te}"), None),
+                        });
+                    }
+                }
+            }
+            let (inq, outq) = queues(&backend);
+            if inq != 0 || std::time::Instant::now() > deadline {
+                return Err(settle(rebuild(fa, backend, written)));
+            }
+            if written == queued && outq == 0 {
+                break;
+            }
+            tokio::time::sleep(SETTLE_POLL).await;
+        }
+        let fb = match FrozenSocket::freeze(backend) {
+            Ok(f) => f,
+            Err(e) => {
+                let why = format!("freezing the backend socket: {e}");
+                return Err(match e.stream {
+                    Some(backend) => match rebuild(fa, backend, queued) {
+                        Ok(p) => Attempt::Failed(why, Some(p)),
+                        Err(te) => {
+                            Attempt::Failed(format!("{why}; thawing the client failed: {te}"), None)
+                        }
+                    },
+                    None => Attempt::Failed(why, None),
+                });
+            }
+        };
+        let ts = {
+            let sink = lock(&self.sink);
+            PeerTsvals {
+                client: sink.ts_seen(client_addr, vip),
+                backend: sink.ts_seen(backend_addr, ssa),
+            }
+        };
+        match splice_from_frozen_relayed(id, fa.state(), fb.state(), ts, queued) {
+            Ok(s) => Ok((s, fa, fb, queued)),
+            Err(e) => {
+                self.metrics
+                    .counter(
+                        "ftsplice_freeze_retries_total",
+                        "Freezes that found the streams not lined up, by reason",
+                        &[("reason", e.label())],
+                    )
+                    .inc();
+                let s = Splice {
+                    client: client_addr,
+                    vip,
+                    ssa,
+                    backend: backend_addr,
+                    ..placeholder(id)
+                };
+                match thaw_pair(fa, fb, &s, queued) {
+                    Ok(p) if e.is_transient() => Err(Attempt::Settle(p)),
+                    Ok(p) => Err(Attempt::Failed(
+                        format!("cannot splice exactly: {e}"),
+                        Some(p),
+                    )),
+                    Err(te) => Err(Attempt::Failed(format!("{e}; thaw failed: {te}"), None)),
                 }
             }
         }
@@ -681,7 +948,14 @@ fn placeholder(id: SpliceId) -> Splice {
     }
 }
 
-fn thaw_pair(fa: FrozenSocket, fb: FrozenSocket, s: &Splice) -> ftsplice_linux::Result<Pair> {
+/// Thaws both sockets; `client_skip` bytes at the front of the client's
+/// receive queue were already relayed.
+fn thaw_pair(
+    fa: FrozenSocket,
+    fb: FrozenSocket,
+    s: &Splice,
+    client_skip: usize,
+) -> ftsplice_linux::Result<Pair> {
     let client = fa.thaw()?;
     let backend = fb.thaw()?;
     Ok(Pair {
@@ -693,6 +967,7 @@ fn thaw_pair(fa: FrozenSocket, fb: FrozenSocket, s: &Splice) -> ftsplice_linux::
         backend_addr: s.backend,
         to_backend: Vec::new(),
         to_client: Vec::new(),
+        client_skip,
     })
 }
 
@@ -702,10 +977,43 @@ fn pump(pair: &mut Pair) -> io::Result<()> {
     pair.client.set_nonblocking(true)?;
     pair.backend.set_nonblocking(true)?;
     let mut chunk = [0u8; 16 * 1024];
-    read_all(&mut pair.client, &mut pair.to_backend, &mut chunk)?;
+    discard(&mut pair.client, &mut pair.client_skip, &mut chunk)?;
+    if pair.client_skip == 0 {
+        read_all(&mut pair.client, &mut pair.to_backend, &mut chunk)?;
+    }
+    pump_towards_backend(pair, &mut chunk)
+}
+
+/// [`pump`] without reading the client: what was read goes to the
+/// backend, the backend's bytes to the client. The client's unread bytes
+/// stay queued, so its receive window closes instead of reopening.
+fn pump_without_client(pair: &mut Pair) -> io::Result<()> {
+    pair.client.set_nonblocking(true)?;
+    pair.backend.set_nonblocking(true)?;
+    let mut chunk = [0u8; 16 * 1024];
+    pump_towards_backend(pair, &mut chunk)
+}
+
+fn pump_towards_backend(pair: &mut Pair, chunk: &mut [u8]) -> io::Result<()> {
     write_some(&mut pair.backend, &mut pair.to_backend)?;
-    read_all(&mut pair.backend, &mut pair.to_client, &mut chunk)?;
+    read_all(&mut pair.backend, &mut pair.to_client, chunk)?;
     write_some(&mut pair.client, &mut pair.to_client)?;
+    Ok(())
+}
+
+/// Reads and drops up to `*n` bytes that are already queued (relayed
+/// before), counting `*n` down.
+fn discard(s: &mut TcpStream, n: &mut usize, chunk: &mut [u8]) -> io::Result<()> {
+    while *n > 0 {
+        let want = (*n).min(chunk.len());
+        match s.read(&mut chunk[..want]) {
+            Ok(0) => return Ok(()),
+            Ok(k) => *n -= k,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
 }
 
@@ -798,6 +1106,19 @@ async fn relay(pair: Pair) {
     let (Ok(mut a), Ok(mut b)) = (conv(pair.client), conv(pair.backend)) else {
         return;
     };
+    // Client bytes the backend already has.
+    let mut skip = pair.client_skip;
+    let mut chunk = vec![0u8; 16 * 1024];
+    while skip > 0 {
+        match a.read(&mut chunk[..skip.min(16 * 1024)]).await {
+            Ok(0) => return,
+            Ok(k) => skip -= k,
+            Err(e) => {
+                tracing::debug!(client = %pair.client_addr, error = %e, "relay ended");
+                return;
+            }
+        }
+    }
     // What was read before the splice failed and not yet written.
     let (to_b, to_a) = tokio::join!(b.write_all(&pair.to_backend), a.write_all(&pair.to_client));
     if let Err(e) = to_b.and(to_a) {
