@@ -91,22 +91,37 @@ pub fn splice_from_frozen(
     backend: &SocketState,
     peer_ts: PeerTsvals,
 ) -> Result<Splice, FrozenError> {
-    splice_from_frozen_relayed(id, client, backend, peer_ts, 0)
+    splice_from_frozen_relayed(id, client, backend, peer_ts, 0, false)
+}
+
+/// Whether a client with `left` bytes of window left (see
+/// [`SocketState::receive_window_left`]) is stopped by flow control: at 0,
+/// or below one segment (`rcv_mss`, the kernel's estimate of the client's
+/// MSS) when the socket never received a segment out of order
+/// (`never_out_of_order`, from `tcpi_rcv_ooopack`). A Linux sender does not
+/// send less than a segment into a window (only its zero-window probe
+/// timer does, at its retransmission timeout); a window the kernel
+/// advertises ends on a multiple of its scale, not of the MSS, so a
+/// client usually stops short of the right edge.
+pub fn window_closed(left: u32, rcv_mss: u32, never_out_of_order: bool) -> bool {
+    left == 0 || (never_out_of_order && left < rcv_mss)
 }
 
 /// [`splice_from_frozen`] for a client socket whose receive queue still
 /// holds `client_relayed` bytes that were copied to the backend without
 /// being read (the proxy relays a client stopped by flow control without
 /// consuming, so its window stays closed). The queue must hold exactly
-/// those bytes, and the client's window must be closed
-/// ([`SocketState::receive_window_left`] 0): that rules out out-of-order
-/// data, which receive memory cannot tell apart from unread bytes.
+/// those bytes, and the client's window must be closed ([`window_closed`]):
+/// that rules out out-of-order data, which receive memory cannot tell
+/// apart from unread bytes (a window of 0 leaves no room for any; below
+/// one segment only when none ever arrived, `never_out_of_order`).
 pub fn splice_from_frozen_relayed(
     id: SpliceId,
     client: &SocketState,
     backend: &SocketState,
     peer_ts: PeerTsvals,
     client_relayed: usize,
+    never_out_of_order: bool,
 ) -> Result<Splice, FrozenError> {
     for (side, s) in [("client", client), ("backend", backend)] {
         if s.info.state != TCP_ESTABLISHED {
@@ -121,8 +136,9 @@ pub fn splice_from_frozen_relayed(
             client.recv_queue.len().abs_diff(client_relayed),
         ));
     }
-    if client_relayed != 0 && client.receive_window_left() != 0 {
-        return Err(FrozenError::ClientWindowOpen(client.receive_window_left()));
+    let left = client.receive_window_left();
+    if client_relayed != 0 && !window_closed(left, client.info.rcv_mss, never_out_of_order) {
+        return Err(FrozenError::ClientWindowOpen(left));
     }
     if !backend.send_queue.is_empty() {
         return Err(FrozenError::BackendUnacked(backend.send_queue.len()));
@@ -333,25 +349,41 @@ mod tests {
         x.rmem_alloc = 9000;
         x.window.rcv_wup = x.rcv_nxt.wrapping_sub(3000);
         x.window.rcv_wnd = 3000;
-        let s = splice_from_frozen_relayed(id, &x, &b, ts, 3000).unwrap();
+        let s = splice_from_frozen_relayed(id, &x, &b, ts, 3000, false).unwrap();
         let whole = splice_from_frozen(id, &a, &b, ts).unwrap();
         assert_eq!(s, whole, "the unread bytes do not move the deltas");
         // Not every queued byte was relayed, or more than queued.
         assert_eq!(
-            splice_from_frozen_relayed(id, &x, &b, ts, 2000),
+            splice_from_frozen_relayed(id, &x, &b, ts, 2000, true),
             Err(FrozenError::ClientBytesUnrelayed(1000))
         );
         assert_eq!(
-            splice_from_frozen_relayed(id, &x, &b, ts, 3500),
+            splice_from_frozen_relayed(id, &x, &b, ts, 3500, true),
             Err(FrozenError::ClientBytesUnrelayed(500))
         );
         // An open window: the client may still send (and may have sent
         // beyond a hole).
         x.window.rcv_wnd = 4448;
-        let e = splice_from_frozen_relayed(id, &x, &b, ts, 3000).unwrap_err();
+        let e = splice_from_frozen_relayed(id, &x, &b, ts, 3000, true).unwrap_err();
         assert_eq!(e, FrozenError::ClientWindowOpen(1448));
         assert!(e.is_transient());
         assert_eq!(e.label(), "client_window_open");
+        // Less than a segment left: closed if nothing ever arrived out of
+        // order, else a hole may hide there.
+        x.window.rcv_wnd = 3000 + 1447;
+        assert!(splice_from_frozen_relayed(id, &x, &b, ts, 3000, true).is_ok());
+        assert_eq!(
+            splice_from_frozen_relayed(id, &x, &b, ts, 3000, false),
+            Err(FrozenError::ClientWindowOpen(1447))
+        );
+    }
+
+    #[test]
+    fn a_window_below_one_segment_is_closed_only_without_reordering() {
+        assert!(window_closed(0, 1448, false));
+        assert!(window_closed(1447, 1448, true));
+        assert!(!window_closed(1447, 1448, false));
+        assert!(!window_closed(1448, 1448, true));
     }
 
     #[test]

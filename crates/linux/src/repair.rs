@@ -361,6 +361,52 @@ pub fn tcp_info(fd: RawFd) -> Result<TcpInfoLite> {
     })
 }
 
+/// Offset of `tcpi_rcv_ooopack` in the kernel's `struct tcp_info`
+/// (uapi `linux/tcp.h`, since Linux 5.4; past the end of libc's copy).
+const TCPI_RCV_OOOPACK_OFFSET: usize = 224;
+/// Offset of `tcpi_snd_wnd` (right after `tcpi_rcv_ooopack`).
+const TCPI_SND_WND_OFFSET: usize = 228;
+
+/// The kernel's `struct tcp_info` as bytes (as much as it returns).
+fn tcp_info_bytes(fd: RawFd) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: `buf` is valid for `len` bytes; the kernel writes at most
+    // `len` bytes and stores the length it wrote in `len`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(Error::last_os("getsockopt(TCP_INFO)"));
+    }
+    buf.truncate(len as usize);
+    Ok(buf)
+}
+
+fn info_u32(b: &[u8], offset: usize) -> Option<u32> {
+    let w = b.get(offset..offset + 4)?;
+    Some(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))
+}
+
+/// `tcpi_rcv_ooopack`: segments this socket ever received out of order
+/// (`None` on kernels before 5.4). Zero means nothing was ever queued
+/// beyond a hole.
+pub fn rcv_ooopack(fd: RawFd) -> Result<Option<u32>> {
+    Ok(info_u32(&tcp_info_bytes(fd)?, TCPI_RCV_OOOPACK_OFFSET))
+}
+
+/// `tcpi_snd_wnd`: the peer's last advertised window, scaled (`None`
+/// before Linux 5.4). Checks the offsets above against TCP_REPAIR_WINDOW.
+pub fn info_snd_wnd(fd: RawFd) -> Result<Option<u32>> {
+    Ok(info_u32(&tcp_info_bytes(fd)?, TCPI_SND_WND_OFFSET))
+}
+
 /// Buffer memory (`truesize`) of the segments charged to the socket's
 /// receive side (`SO_MEMINFO`, `SK_MEMINFO_RMEM_ALLOC`): the receive queue
 /// and the out-of-order queue. A segment is uncharged when it is read (or

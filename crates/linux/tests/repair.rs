@@ -252,6 +252,7 @@ fn out_of_order_data_is_detected() {
     let sfd = server.as_raw_fd();
     assert_eq!(repair::rmem_alloc(sfd).unwrap(), 0, "idle socket");
     assert!(!repair::holds_out_of_order(sfd).unwrap());
+    assert_eq!(repair::rcv_ooopack(sfd).unwrap(), Some(0));
 
     let frozen = FrozenSocket::freeze(client).unwrap();
     let hole = frozen.state().snd_nxt;
@@ -269,6 +270,7 @@ fn out_of_order_data_is_detected() {
         }
         assert_eq!(repair::inq(sfd).unwrap(), 0, "nothing in order");
         assert!(repair::holds_out_of_order(sfd).unwrap());
+        assert_eq!(repair::rcv_ooopack(sfd).unwrap(), Some(1), "Y out of order");
         let f = FrozenSocket::freeze(server).unwrap();
         assert!(f.state().recv_queue.is_empty());
         assert_eq!(f.state().rcv_nxt, hole, "rcv_nxt stops at the hole");
@@ -284,6 +286,24 @@ fn out_of_order_data_is_detected() {
     assert!(!repair::holds_out_of_order(sfd).unwrap());
     let f = FrozenSocket::freeze(server).unwrap();
     assert!(!f.state().holds_out_of_order());
+}
+
+/// The `struct tcp_info` fields read past libc's copy are where the
+/// kernel puts them: `tcpi_snd_wnd` equals TCP_REPAIR_WINDOW's `snd_wnd`.
+#[test]
+fn tcp_info_offsets_match_the_kernel() {
+    if skip_unless_root("tcp_info_offsets_match_the_kernel") {
+        return;
+    }
+    let (_t, _, client, _server) = connected_pair();
+    let fd = client.as_raw_fd();
+    let f = FrozenSocket::freeze(client).unwrap();
+    assert_eq!(
+        repair::info_snd_wnd(fd).unwrap(),
+        Some(f.state().window.snd_wnd)
+    );
+    assert_ne!(f.state().window.snd_wnd, 0);
+    assert_eq!(repair::rcv_ooopack(fd).unwrap(), Some(0));
 }
 
 /// A freeze that fails (here: the peer's FIN moved the socket to

@@ -41,7 +41,9 @@ use super::ports::PortAllocator;
 use super::routing::{error_response, head_limits, status_for, NoRoute, Routing};
 use crate::config::ProxyConfig;
 use crate::control::{lock, Command, CreateOutcome, SharedSink};
-use crate::frozen::{splice_from_frozen, splice_from_frozen_relayed, FrozenError, PeerTsvals};
+use crate::frozen::{
+    splice_from_frozen, splice_from_frozen_relayed, window_closed, FrozenError, PeerTsvals,
+};
 use crate::metrics::Registry;
 use ftsplice_linux::{repair, FrozenSocket};
 use ftsplice_proto::route::head::{parse_head, HeadLimits, Parsed, RequestHead};
@@ -580,9 +582,14 @@ impl Pipeline {
                 if lined_up && inq == 0 {
                     draining = false;
                 } else if lined_up {
+                    let never_ooo = repair::rcv_ooopack(client_fd).ok() == Some(Some(0));
+                    let mss = repair::tcp_info(client_fd).map_or(0, |i| i.rcv_mss);
                     match repair::live_receive_window_left(client_fd) {
-                        Ok(0) => {
-                            match self.freeze_at_closed_window(pair, held, deadline).await {
+                        Ok(left) if window_closed(left, mss, never_ooo) => {
+                            match self
+                                .freeze_at_closed_window(pair, held, deadline, never_ooo)
+                                .await
+                            {
                                 Ok(done) => return Ok(done),
                                 Err(Attempt::Settle(p)) => {
                                     // On hold now: the general path.
@@ -790,6 +797,7 @@ impl Pipeline {
         pair: Pair,
         held: &Splice,
         deadline: std::time::Instant,
+        never_ooo: bool,
     ) -> Result<(Splice, FrozenSocket, FrozenSocket, usize), Attempt> {
         let id = held.id;
         if let Err(e) = lock(&self.sink).hold(held) {
@@ -824,6 +832,9 @@ impl Pipeline {
             Ok(p) => Attempt::Settle(p),
             Err(e) => Attempt::Failed(format!("thawing the client socket: {e}"), None),
         };
+        // Anything arriving from now on is dropped by the hold: read
+        // again whether the client socket ever queued out of order.
+        let never_ooo = never_ooo && repair::rcv_ooopack(client.as_raw_fd()).ok() == Some(Some(0));
         let fa = match FrozenSocket::freeze(client) {
             Ok(f) => f,
             Err(e) => {
@@ -845,7 +856,8 @@ impl Pipeline {
                 ));
             }
         };
-        if fa.state().receive_window_left() != 0 {
+        let (left, mss) = (fa.state().receive_window_left(), fa.state().info.rcv_mss);
+        if !window_closed(left, mss, never_ooo) {
             // Opened meanwhile (nothing here reads the client): settle.
             return Err(settle(rebuild(fa, backend, 0)));
         }
@@ -901,7 +913,7 @@ impl Pipeline {
                 backend: sink.ts_seen(backend_addr, ssa),
             }
         };
-        match splice_from_frozen_relayed(id, fa.state(), fb.state(), ts, queued) {
+        match splice_from_frozen_relayed(id, fa.state(), fb.state(), ts, queued, never_ooo) {
             Ok(s) => Ok((s, fa, fb, queued)),
             Err(e) => {
                 self.metrics
