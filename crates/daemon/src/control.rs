@@ -56,7 +56,8 @@ use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use ftsplice_proto::detector::{DetectorConfig, DetectorEvent, FailureDetector};
 use ftsplice_proto::heartbeat::{Heartbeat, HeartbeatSender};
 use ftsplice_proto::lb::{ProxySet, SlotTable};
-use ftsplice_proto::orphan::{OrphanConfig, OrphanGuard};
+use ftsplice_proto::orphan::{OrphanConfig, OrphanGuard, Reset};
+use ftsplice_proto::orphan_records::{PreKey, PreRecord, PreRecordConfig, PreRecords};
 use ftsplice_proto::replication::codec::{Codec, DecodeError, Key};
 use ftsplice_proto::replication::{Message, Replicator, ReplicatorConfig, ReplicatorEvent};
 use ftsplice_proto::splice::{Direction, Splice, SpliceId};
@@ -126,6 +127,8 @@ pub enum CreateOutcome {
 
 struct Metrics {
     rx_dropped: Registry,
+    resets: Registry,
+    records_held: Gauge,
     deleted: Registry,
     active: Gauge,
     peers_up: Gauge,
@@ -140,6 +143,12 @@ impl Metrics {
     fn new(r: &Registry) -> Metrics {
         Metrics {
             rx_dropped: r.clone(),
+            resets: r.clone(),
+            records_held: r.gauge(
+                "ftsplice_presplice_records_held",
+                "Pre-splice records held for peer proxies (their accepted, unspliced connections)",
+                &[],
+            ),
             deleted: r.clone(),
             active: r.gauge(
                 "ftsplice_splices_active",
@@ -240,6 +249,9 @@ pub struct Control {
     orphans: OrphanGuard,
     /// The next own slot to leave its grace (the table is rewritten then).
     next_settle: Option<Instant>,
+    /// Pre-splice records: this proxy's announced to its peers, theirs
+    /// held to reset their idle clients if they die.
+    records: PreRecords,
     metrics: Metrics,
 }
 
@@ -262,6 +274,7 @@ impl Control {
         Control {
             orphans: OrphanGuard::new(now, me, OrphanConfig::for_detector(detector)),
             next_settle: None,
+            records: PreRecords::new(me, PreRecordConfig::default()),
             peers: cfg.peers.iter().map(|p| (p.id, *p)).collect(),
             replicator: Replicator::new(ReplicatorConfig::new(me)),
             teardown: Teardown::new(now, me, cfg.teardown),
@@ -326,6 +339,7 @@ impl Control {
         if !self.is_agent() {
             self.teardown.proxy_up(now, p);
         }
+        self.records.handle_owner_up(p);
     }
 
     fn peer_down(&mut self, now: Instant, p: ProxyId) {
@@ -335,6 +349,7 @@ impl Control {
             if !self.is_agent() {
                 self.teardown.proxy_down(now, p);
             }
+            self.records.handle_owner_down(now, p);
         }
     }
 
@@ -354,6 +369,44 @@ impl Control {
             .insert(splice.id, (splice.clone(), Seen::default()));
         self.send_to_agents(&Message::Create(splice));
         Ok(())
+    }
+
+    /// This proxy accepted a client connection: announce its record to the
+    /// peer proxies (`proto::orphan_records`).
+    pub fn accepted(&mut self, rec: PreRecord) {
+        self.records.record(rec);
+        self.flush_records();
+    }
+
+    /// This proxy's connection ended or is relayed without a splice.
+    pub fn ended(&mut self, key: PreKey) {
+        self.records.forget(key);
+        self.flush_records();
+    }
+
+    fn flush_records(&mut self) {
+        let proxies: Vec<ProxyId> = self
+            .peers
+            .values()
+            .filter(|p| !p.agent)
+            .map(|p| p.id)
+            .collect();
+        while let Some(msg) = self.records.poll_transmit() {
+            for &p in &proxies {
+                self.send(p, &msg);
+            }
+        }
+    }
+
+    /// The next reset of a dead peer's idle client to send (from a raw
+    /// socket with the orphan mark: `crate::resets`).
+    pub fn poll_reset(&mut self) -> Option<Reset> {
+        self.records.poll_reset()
+    }
+
+    /// Pre-splice records held for `peer`.
+    pub fn records_held(&self, peer: ProxyId) -> usize {
+        self.records.held(peer)
     }
 
     /// Creations whose replication ended: (id, first peer that acked).
@@ -434,6 +487,11 @@ impl Control {
             Message::Activity { ids } if !self.is_agent() => {
                 self.teardown.handle_activity(now, &ids)
             }
+            Message::PreSplice { add, remove } => {
+                if !self.is_agent() {
+                    self.records.handle_message(now, peer.id, &add, &remove);
+                }
+            }
             msg => self.replicator.handle_message(now, peer.id, msg),
         }
     }
@@ -472,6 +530,9 @@ impl Control {
         if let Some(s) = self.next_settle {
             t = t.min(s);
         }
+        if let Some(r) = self.records.poll_timeout() {
+            t = t.min(r);
+        }
         t
     }
 
@@ -501,6 +562,12 @@ impl Control {
         if self.next_settle.is_some_and(|s| s <= now) {
             self.next_settle = None;
             self.clients_stale = true;
+        }
+        if self.records.poll_timeout().is_some_and(|t| t <= now) {
+            let table = self.replicator.table();
+            self.records.handle_timeout(now, &self.orphans, |k| {
+                table.peek(k.client, k.vip).is_some()
+            });
         }
     }
 
@@ -722,6 +789,8 @@ impl Control {
         self.metrics
             .peers_up
             .set(self.replicator.peers().count() as i64);
+        let held: usize = self.peers.keys().map(|&p| self.records.held(p)).sum();
+        self.metrics.records_held.set(held as i64);
         if let Some(p) = &self.ports {
             let n = p.lock().unwrap_or_else(|p| p.into_inner()).in_use();
             self.metrics.ports_in_use.set(n as i64);
@@ -756,6 +825,10 @@ impl Control {
                 if !self.is_agent() {
                     self.teardown.track(now, id);
                 }
+                self.records.handle_spliced(PreKey {
+                    client: s.client,
+                    vip: s.vip,
+                });
                 let seen = self.tracked.get(&id).map(|t| t.1).unwrap_or_default();
                 self.tracked.insert(id, (s, seen));
             }
@@ -812,6 +885,29 @@ impl Control {
     }
 
     /// Counts a datagram the kernel refused.
+    /// Counts a reset of a dead peer's idle client as sent or failed.
+    pub fn reset_sent(&self, r: &Reset, sent: Option<std::io::Result<()>>) {
+        let result = match &sent {
+            Some(Ok(())) => {
+                tracing::info!(client = %r.to, seq = r.seq, "reset a dead peer's idle pre-splice client");
+                "sent"
+            }
+            Some(Err(e)) => {
+                tracing::warn!(client = %r.to, error = %e, "orphan reset not sent");
+                "failed"
+            }
+            None => "no_socket",
+        };
+        self.metrics
+            .resets
+            .counter(
+                "ftsplice_orphan_record_resets_total",
+                "Idle clients of dead peers reset from their pre-splice records, by result",
+                &[("result", result)],
+            )
+            .inc();
+    }
+
     pub fn send_failed(&self) {
         self.metrics.send_errors.inc();
     }
@@ -828,6 +924,10 @@ pub enum Command {
         splice: Splice,
         reply: oneshot::Sender<CreateOutcome>,
     },
+    /// A client connection accepted (its pre-splice record).
+    Accepted(PreRecord),
+    /// A connection that ended or is relayed without a splice.
+    Ended(PreKey),
 }
 
 /// The replication socket of a daemon: read on a thread of its own (each
@@ -879,6 +979,7 @@ impl ReplicationIo {
 /// replication is configured) and timers.
 pub async fn run(mut ctl: Control, io: Option<ReplicationIo>, mut cmds: mpsc::Receiver<Command>) {
     let mut waiting: HashMap<SpliceId, oneshot::Sender<CreateOutcome>> = HashMap::new();
+    let mut resets: Option<crate::resets::ResetSender> = None;
     let (sock, mut rx, _threads) = match io {
         Some(io) => (Some(io.sock), Some(io.rx), Some(io.threads)),
         None => (None, None, None),
@@ -890,6 +991,16 @@ pub async fn run(mut ctl: Control, io: Option<ReplicationIo>, mut cmds: mpsc::Re
             if let Some(tx) = waiting.remove(&id) {
                 let _ = tx.send(CreateOutcome::Replicated { acked_by });
             }
+        }
+        while let Some(r) = ctl.poll_reset() {
+            if resets.is_none() {
+                match crate::resets::ResetSender::open() {
+                    Ok(s) => resets = Some(s),
+                    Err(e) => tracing::error!(error = %e, "no raw socket for orphan resets"),
+                }
+            }
+            let sent = resets.as_ref().map(|s| s.send(&r));
+            ctl.reset_sent(&r, sent);
         }
         while let Some((to, bytes)) = ctl.poll_transmit() {
             let Some(s) = &sock else { continue };
@@ -911,6 +1022,8 @@ pub async fn run(mut ctl: Control, io: Option<ReplicationIo>, mut cmds: mpsc::Re
         tokio::select! {
             cmd = cmds.recv() => match cmd {
                 None => return,
+                Some(Command::Accepted(rec)) => ctl.accepted(rec),
+                Some(Command::Ended(key)) => ctl.ended(key),
                 Some(Command::Create { splice, reply }) => {
                     let id = splice.id;
                     match ctl.create(crate::clock::now(), splice) {

@@ -20,4 +20,5 @@ pub mod lb;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;
+pub mod resets;
 pub mod sink;

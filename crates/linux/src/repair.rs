@@ -252,6 +252,21 @@ pub fn queue_seq(fd: RawFd, q: Queue) -> Result<u32> {
     )
 }
 
+/// The sequence number of the next byte the socket will send
+/// (`write_seq`: ISS + 1 on a connection that has sent nothing but its
+/// SYN-ACK), read through a brief repair-mode round trip that sends
+/// nothing. The socket leaves repair mode even when the read fails.
+pub fn send_seq_quietly(fd: RawFd) -> Result<u32> {
+    set_repair(fd, true)?;
+    let seq = queue_seq(fd, Queue::Send);
+    let none = set_repair_queue(fd, Queue::None);
+    let off = leave_repair_quietly(fd);
+    let seq = seq?;
+    none?;
+    off?;
+    Ok(seq)
+}
+
 /// Sets the first sequence number of queue `q` (before `connect`).
 pub fn set_queue_seq(fd: RawFd, q: Queue, seq: u32) -> Result<()> {
     set_repair_queue(fd, q)?;

@@ -99,6 +99,35 @@ pub struct Reset {
     pub seq: u32,
 }
 
+impl Reset {
+    /// The reset's TCP header (20 bytes: no options, no payload), its
+    /// checksum computed over the IPv4 pseudo-header, ready for a raw
+    /// socket.
+    pub fn tcp_header(&self) -> [u8; 20] {
+        let mut t = [0u8; 20];
+        t[0..2].copy_from_slice(&self.from.port().to_be_bytes());
+        t[2..4].copy_from_slice(&self.to.port().to_be_bytes());
+        t[4..8].copy_from_slice(&self.seq.to_be_bytes());
+        t[12] = 5 << 4;
+        t[13] = flags::RST;
+        let mut sum: u32 = 0;
+        let mut add = |b: &[u8]| {
+            for c in b.chunks(2) {
+                sum += u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)]));
+            }
+        };
+        add(&self.from.ip().octets());
+        add(&self.to.ip().octets());
+        add(&[0, 6, 0, 20]);
+        add(&t);
+        while sum >> 16 != 0 {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        t[16..18].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        t
+    }
+}
+
 /// Why an orphan gets no answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OrphanDrop {
@@ -283,6 +312,36 @@ mod tests {
         (1000..u16::MAX)
             .find(|&port| table.choose(client(port), VIP) == Some(owner))
             .unwrap()
+    }
+
+    #[test]
+    fn reset_header_is_a_valid_rst() {
+        let r = Reset {
+            from: VIP,
+            to: client(40_001),
+            seq: 0xfedc_ba98,
+        };
+        let t = r.tcp_header();
+        assert_eq!(u16::from_be_bytes([t[0], t[1]]), 80);
+        assert_eq!(u16::from_be_bytes([t[2], t[3]]), 40_001);
+        assert_eq!(u32::from_be_bytes([t[4], t[5], t[6], t[7]]), 0xfedc_ba98);
+        assert_eq!(&t[8..12], &[0; 4], "no ack number");
+        assert_eq!((t[12], t[13]), (0x50, flags::RST));
+        assert_eq!(&t[14..16], &[0, 0], "window 0");
+        // The one's-complement sum over pseudo-header and segment is 0xffff.
+        let mut sum: u32 = 0;
+        let mut words = Vec::new();
+        words.extend_from_slice(&VIP.ip().octets());
+        words.extend_from_slice(&client(40_001).ip().octets());
+        words.extend_from_slice(&[0, 6, 0, 20]);
+        words.extend_from_slice(&t);
+        for c in words.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        }
+        while sum >> 16 != 0 {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        assert_eq!(sum, 0xffff);
     }
 
     #[test]

@@ -323,7 +323,8 @@ impl PreRecords {
                 .saturating_sub(self.cfg.ttl.as_micros() as u64),
         );
         let me = self.me;
-        for h in self.held.values_mut() {
+        let grace = guard.config().grace;
+        for (&owner, h) in self.held.iter_mut() {
             let Some(due) = h.dead_check else { continue };
             if due > now {
                 continue;
@@ -332,6 +333,13 @@ impl PreRecords {
             let mut done = Vec::new();
             for (&k, &(seq, at)) in &h.records {
                 let slot = SlotTable::slot_of(k.client, k.vip);
+                if guard.owner(slot) == Some(owner) {
+                    // The slot table has not caught up with the death yet:
+                    // look again a grace later.
+                    let t = now + grace;
+                    next = Some(next.map_or(t, |n| n.min(t)));
+                    continue;
+                }
                 if guard.owner(slot) != Some(me) {
                     self.stats.other_owner += 1;
                 } else if at < stale_before {
@@ -526,6 +534,33 @@ mod tests {
         assert_eq!(r.held(ProxyId(2)), 2);
         r.handle_message(ms(20), ProxyId(1), &[rec(3)], &[]);
         assert_eq!(r.stats().from_self, 1);
+    }
+
+    #[test]
+    fn a_slot_table_not_yet_updated_defers_the_check() {
+        let mut g = OrphanGuard::new(ms(0), ProxyId(1), OrphanConfig { grace: GRACE });
+        let before = SlotTable::equal([1, 2].map(ProxyId));
+        g.handle_table(ms(0), &before);
+        let p = owned_by(&before, 2)[0];
+        let mut r = PreRecords::new(ProxyId(1), PreRecordConfig::default());
+        r.handle_message(ms(10), ProxyId(2), &[rec(p)], &[]);
+        // Down reported before this proxy's table dropped proxy 2.
+        r.handle_owner_down(ms(50), ProxyId(2));
+        r.handle_timeout(ms(50), &g, |_| false);
+        assert_eq!(r.held(ProxyId(2)), 1);
+        assert_eq!(r.poll_timeout(), Some(ms(50) + GRACE));
+        g.handle_table(ms(60), &SlotTable::equal([ProxyId(1)]));
+        r.handle_timeout(ms(50) + GRACE, &g, |_| false);
+        assert_eq!(r.poll_reset(), None, "settles at 60 ms + grace");
+        r.handle_timeout(ms(60) + GRACE, &g, |_| false);
+        assert_eq!(
+            r.poll_reset(),
+            Some(Reset {
+                from: VIP,
+                to: client(p),
+                seq: 1000 + u32::from(p)
+            })
+        );
     }
 
     #[test]

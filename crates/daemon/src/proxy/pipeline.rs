@@ -46,6 +46,7 @@ use crate::frozen::{
 };
 use crate::metrics::Registry;
 use ftsplice_linux::{repair, FrozenSocket};
+use ftsplice_proto::orphan_records::{PreKey, PreRecord};
 use ftsplice_proto::route::head::{parse_head, HeadLimits, Parsed, RequestHead};
 use ftsplice_proto::splice::{Splice, SpliceId, WindowScales};
 use std::io::{self, Read, Write};
@@ -233,10 +234,12 @@ impl Pipeline {
         listener: Listener,
     ) {
         let started = std::time::Instant::now();
+        let record = self.announce(&client, listener).await;
         let mut client = Some(client);
         let pair = match self.open(&mut client, listener).await {
             Ok(x) => x,
             Err(e) => {
+                self.withdraw(record).await;
                 self.count(e.label());
                 match &e {
                     Unspliced::ClientClosed => tracing::debug!(%peer, "{e}"),
@@ -273,16 +276,54 @@ impl Pipeline {
                 );
             }
             Err((why, Some(pair))) => {
+                self.withdraw(record).await;
                 self.count("relayed");
                 tracing::warn!(%peer, reason = %why, "splice failed: relaying in user space");
                 relay(pair).await;
                 self.release(port);
             }
             Err((why, None)) => {
+                self.withdraw(record).await;
                 self.count("lost");
                 tracing::error!(%peer, reason = %why, "splice failed and a socket is gone: connection lost");
                 self.release(port);
             }
+        }
+    }
+
+    /// Announces an accepted HTTP connection's pre-splice record
+    /// (`proto::orphan_records`) to the peers through the control loop, so
+    /// that if this proxy dies before the splice exists, the peer owning
+    /// the client's slot resets the client even if it sends nothing more.
+    /// `ISS + 1` is the socket's next sequence number: nothing but the
+    /// SYN-ACK has been sent. L4 connections get no record (the server may
+    /// speak first, which moves the client's RCV.NXT).
+    async fn announce(&self, client: &tokio::net::TcpStream, listener: Listener) -> Option<PreKey> {
+        if listener != Listener::Http || !self.replicated {
+            return None;
+        }
+        let client_addr = client.peer_addr().ok().and_then(v4)?;
+        let vip = client.local_addr().ok().and_then(v4)?;
+        let rst_seq = match repair::send_seq_quietly(client.as_raw_fd()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(%client_addr, error = %e, "no pre-splice record: ISS unreadable");
+                return None;
+            }
+        };
+        let rec = PreRecord {
+            client: client_addr,
+            vip,
+            rst_seq,
+        };
+        self.ctl.send(Command::Accepted(rec)).await.ok()?;
+        Some(rec.key())
+    }
+
+    /// Withdraws an announced record (the connection was not spliced).
+    async fn withdraw(&self, key: Option<PreKey>) {
+        if let Some(k) = key {
+            let _ = self.ctl.send(Command::Ended(k)).await;
         }
     }
 
