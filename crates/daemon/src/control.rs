@@ -137,6 +137,7 @@ struct Metrics {
     received: Counter,
     send_errors: Counter,
     install_errors: Counter,
+    caught_up: Counter,
 }
 
 impl Metrics {
@@ -183,6 +184,11 @@ impl Metrics {
             install_errors: r.counter(
                 "ftsplice_dataplane_errors_total",
                 "Data-plane map operations that failed",
+                &[],
+            ),
+            caught_up: r.counter(
+                "ftsplice_replication_caught_up_total",
+                "Changes pushed again to a peer back from down (made while it was down)",
                 &[],
             ),
         }
@@ -270,6 +276,7 @@ impl Control {
         let detector = DetectorConfig {
             interval: cfg.peer_heartbeat,
             missed: 3,
+            hold: 0,
         };
         Control {
             orphans: OrphanGuard::new(now, me, OrphanConfig::for_detector(detector)),
@@ -334,8 +341,15 @@ impl Control {
     }
 
     fn peer_up(&mut self, now: Instant, p: ProxyId) {
-        tracing::info!(peer = p.0, "replication peer up: pulling its table");
+        let before = self.replicator.stats().caught_up;
         self.replicator.handle_peer_up(now, p);
+        let pushed = self.replicator.stats().caught_up - before;
+        self.metrics.caught_up.add(pushed);
+        tracing::info!(
+            peer = p.0,
+            pushed,
+            "replication peer up: pulling its table, pushing the changes it missed"
+        );
         if !self.is_agent() {
             self.teardown.proxy_up(now, p);
         }
@@ -1269,6 +1283,41 @@ mod tests {
         assert_eq!(a.ctl.poll_created(), Some((s.id, Some(ProxyId(2)))));
         assert_eq!(a.sink.ids(), [s.id]);
         assert_eq!(b.sink.ids(), [s.id], "the replica is in B's data plane");
+    }
+
+    #[test]
+    fn a_splice_made_while_a_peer_was_falsely_down_reaches_it_when_it_is_back() {
+        let mut a = node(1, &[(2, false)], KEY, None);
+        let mut b = node(2, &[(1, false)], KEY, None);
+        let mut now = run(0, 50, &mut [&mut a, &mut b]);
+        // B's beats stop reaching A (B still hears A): A declares B down,
+        // B never sees A go.
+        let from_b = |d: &[u8]| Heartbeat::decode(d).is_ok_and(|h| h.id == ProxyId(2));
+        for t in (55..=120).step_by(5) {
+            now = Instant::from_millis(t);
+            step_lossy(now, &mut [&mut a, &mut b], &from_b);
+        }
+        assert_eq!(metric(&a.metrics, "ftsplice_replication_peers_up "), 0);
+        assert_eq!(metric(&b.metrics, "ftsplice_replication_peers_up "), 1);
+        let port = a.ports.lock().unwrap().allocate().unwrap();
+        let s = splice(1, 1, port, 2);
+        a.ctl.create(now, s.clone()).unwrap();
+        step_lossy(now, &mut [&mut a, &mut b], &from_b);
+        assert_eq!(a.ctl.poll_created(), Some((s.id, None)), "no peer to ack");
+        assert_eq!(b.sink.ids(), [], "not sent to a peer believed down");
+        // B's beats get through again: A pushes what B missed.
+        run(125, 200, &mut [&mut a, &mut b]);
+        assert_eq!(metric(&a.metrics, "ftsplice_replication_peers_up "), 1);
+        assert_eq!(b.sink.ids(), [s.id], "B holds the replica");
+        assert_eq!(
+            metric(&a.metrics, "ftsplice_replication_caught_up_total "),
+            1
+        );
+        assert_eq!(
+            a.ctl.poll_created(),
+            None,
+            "its creation is not reported again"
+        );
     }
 
     #[test]

@@ -36,6 +36,7 @@ fn proxy_up_then_down_within_the_bound() {
                 let det = FailureDetector::new(DetectorConfig {
                     interval,
                     missed: 3,
+                    hold: 0,
                 });
                 let (evtx, mut evrx) = tokio::sync::mpsc::channel(16);
                 let recv = tokio::spawn(run_receiver(rx, det, evtx, metrics.clone()));

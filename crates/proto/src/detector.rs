@@ -22,6 +22,39 @@
 //! descheduled while beats queued up in the socket. Heartbeats are then
 //! handled with their arrival time, not the time the consumer got to them.
 //!
+//! Common silences (`DetectorConfig::hold`, off at 0): when *every* peer
+//! went quiet together, the observer or its path is the likelier culprit
+//! than all peers at once: a whole-machine pause (VM steal, a CPU hog
+//! above every daemon's priority) stops the senders too, and when it
+//! ends the receiver may find its socket empty, and report a watermark,
+//! before any sender ran again. Let `g = t/2` (the grace). With
+//! `hold = h`, a peer `p` past its deadline (`last_heard(p) + k·t`) is
+//! declared down only when either
+//!
+//! - evidence: some other peer (or other traffic the driver reports with
+//!   [`FailureDetector::handle_heard`]) arrived at some `e >=
+//!   last_heard(p) + (k-1)·t - g`, and the judgement is at or after `e +
+//!   g`: the observer received beats after `p` had missed its beats, and
+//!   long enough ago that `p`'s beats queued behind the same stall would
+//!   be in by now (they arrive within `g` of each other);
+//! - or the fallback bound `last_heard(p) + (k+h)·t` has passed (a lone
+//!   peer, or every peer crashing together, is still declared down).
+//!
+//! Bounds (`j < g`: how late a beat may arrive):
+//! - A crash while another peer keeps beating every `t` is declared at the
+//!   first judgement at or after `last_heard(p) + k·t` when that peer was
+//!   heard on time (an arrival falls in the `t`-long window
+//!   `[last + (k-1)·t - g, last + k·t - g]`), and by `last + k·t + j` in
+//!   any case: as the plain rule, up to `j`. Without another live peer it
+//!   is declared at `last_heard(p) + (k+h)·t`.
+//! - A silence common to all peers yields no verdict before
+//!   `last_heard(p) + (k+h)·t`: the last beats before a common gap lie
+//!   within `t + j` of each other, short of the `(k-1)·t - g` evidence
+//!   needs (for `k = 3`), and what arrives after it is evidence only `g`
+//!   later, when every peer's backlog is in. So a gap that ends before
+//!   every peer's fallback bound (`(k+h)·t` after its last beat; at 10 ms
+//!   beats, 3 missed and `h = 2`: 50 ms) is no false call.
+//!
 //! Restarts: a heartbeat with a new `epoch` from a proxy that is up means it
 //! restarted between beats: the detector reports `ProxyDown` then `ProxyUp`,
 //! so consumers drop state tied to the old incarnation. A heartbeat from a
@@ -37,6 +70,11 @@ use crate::heartbeat::{clamp_interval, Heartbeat, HeartbeatError};
 use crate::ids::ProxyId;
 use crate::Instant;
 
+/// The lbs' default [`DetectorConfig::hold`]: common silences of up to
+/// `missed + 2` intervals since a proxy's last beat (50 ms at 10 ms beats)
+/// yield no false call; a lone proxy's crash is declared within that.
+pub const LB_HOLD: u32 = 2;
+
 /// Detector settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DetectorConfig {
@@ -44,6 +82,11 @@ pub struct DetectorConfig {
     pub interval: Duration,
     /// Consecutive missed beats after which a proxy is down (at least 1).
     pub missed: u32,
+    /// Common-silence hold, in intervals (0: off, the plain rule): a
+    /// silent peer is declared down before `missed + hold` intervals only
+    /// if another peer was heard while it missed its last beat (module
+    /// docs).
+    pub hold: u32,
 }
 
 impl Default for DetectorConfig {
@@ -51,14 +94,35 @@ impl Default for DetectorConfig {
         DetectorConfig {
             interval: Duration::from_millis(200),
             missed: 3,
+            hold: 0,
         }
     }
 }
 
 impl DetectorConfig {
-    /// Silence after which a proxy is declared down: `missed · interval`.
+    /// Silence after which a proxy is suspected (declared down unless the
+    /// silence is common to all peers): `missed · interval`.
     pub fn dead_after(&self) -> Duration {
         clamp_interval(self.interval) * self.missed.max(1)
+    }
+
+    /// Silence after which a proxy is declared down in any case:
+    /// `(missed + hold) · interval`.
+    pub fn down_bound(&self) -> Duration {
+        clamp_interval(self.interval) * self.missed.max(1).saturating_add(self.hold)
+    }
+
+    /// Evidence against a common silence: another peer heard at or after
+    /// the suspect's last beat plus this, `(missed - 1) · interval -
+    /// grace` (module docs).
+    fn evidence_after(&self) -> Duration {
+        (clamp_interval(self.interval) * (self.missed.max(1) - 1)).saturating_sub(self.grace())
+    }
+
+    /// How old evidence must be before it counts, `interval / 2`: the
+    /// beats queued behind a common stall arrive within it of each other.
+    fn grace(&self) -> Duration {
+        clamp_interval(self.interval) / 2
     }
 }
 
@@ -78,6 +142,12 @@ struct Peer {
     seq: u64,
     weight: u32,
     last_heard: Instant,
+    /// The arrival before `last_heard` (evidence may be the one before the
+    /// latest beat: module docs).
+    prev_heard: Option<Instant>,
+    /// Held as a suspect (past `dead_after`, no evidence) since this
+    /// silence began; reset by the next beat.
+    held: bool,
 }
 
 /// Counters of the detector.
@@ -90,6 +160,9 @@ pub struct DetectorStats {
     pub stale: u64,
     pub downs: u64,
     pub restarts: u64,
+    /// Judgements that held a suspect because every peer was silent
+    /// together (counted once per suspect and silence).
+    pub held: u64,
 }
 
 /// The failure detector state machine.
@@ -101,10 +174,15 @@ pub struct FailureDetector {
     stats: DetectorStats,
     /// The receiver's watermark, once it reports one (see the module docs).
     listened: Option<Instant>,
-    /// When the longest-silent live proxy was last heard: recomputed when
-    /// a heartbeat or a timeout changes the peers, so `poll_timeout`
-    /// (asked after every packet a driver handles) is O(1).
-    oldest_live: Option<Instant>,
+    /// The earliest instant a live proxy's verdict is due (its deadline,
+    /// or its fallback bound while held): recomputed when a heartbeat or a
+    /// timeout changes the peers, so `poll_timeout` (asked after every
+    /// packet a driver handles) is O(1).
+    next_due: Option<Instant>,
+    /// Latest other traffic the driver reported ([`Self::handle_heard`]),
+    /// and the one before.
+    other_heard: Option<Instant>,
+    other_prev: Option<Instant>,
 }
 
 impl FailureDetector {
@@ -115,17 +193,38 @@ impl FailureDetector {
             events: VecDeque::new(),
             stats: DetectorStats::default(),
             listened: None,
-            oldest_live: None,
+            next_due: None,
+            other_heard: None,
+            other_prev: None,
         }
     }
 
-    fn update_oldest_live(&mut self) {
-        self.oldest_live = self
+    fn update_next_due(&mut self) {
+        let dead = self.cfg.dead_after();
+        self.next_due = self
             .peers
-            .values()
-            .filter(|p| p.up)
-            .map(|p| p.last_heard)
+            .iter()
+            .filter(|(_, p)| p.up)
+            .map(|(&id, p)| {
+                if p.held {
+                    self.held_due(id, p)
+                } else {
+                    p.last_heard + dead
+                }
+            })
             .min();
+    }
+
+    /// Traffic other than the monitored peers' beats arrived at `at` (an
+    /// lb's peer lb on the same socket): evidence, for the common-silence
+    /// rule, that the observer and its path were receiving then. Judged
+    /// like a heartbeat (at once without a watermark, else at the next).
+    pub fn handle_heard(&mut self, at: Instant) {
+        if self.other_heard.is_none_or(|o| at > o) {
+            self.other_prev = self.other_heard;
+            self.other_heard = Some(at);
+        }
+        self.update_next_due();
     }
 
     /// The receiver has handed over every datagram that arrived before
@@ -182,7 +281,7 @@ impl FailureDetector {
     /// Handles a decoded heartbeat received at `now`.
     pub fn handle_heartbeat(&mut self, now: Instant, hb: &Heartbeat) {
         self.apply_heartbeat(now, hb);
-        self.update_oldest_live();
+        self.update_next_due();
     }
 
     fn apply_heartbeat(&mut self, now: Instant, hb: &Heartbeat) {
@@ -192,6 +291,8 @@ impl FailureDetector {
             seq: hb.seq,
             weight: hb.workload,
             last_heard: now,
+            prev_heard: None,
+            held: false,
         };
         let Some(p) = self.peers.get_mut(&hb.id) else {
             self.peers.insert(hb.id, fresh);
@@ -210,7 +311,10 @@ impl FailureDetector {
         let was_up = p.up;
         let restarted = was_up && p.epoch != hb.epoch;
         let old_weight = p.weight;
-        *p = fresh;
+        *p = Peer {
+            prev_heard: Some(p.last_heard),
+            ..fresh
+        };
         if restarted {
             self.stats.restarts += 1;
             self.events
@@ -236,7 +340,7 @@ impl FailureDetector {
         if self.listened.is_some() {
             return None;
         }
-        self.oldest_live.map(|t| t + self.cfg.dead_after())
+        self.next_due
     }
 
     /// Declares down every live proxy silent for `missed · interval` (up
@@ -246,16 +350,60 @@ impl FailureDetector {
         self.declare_silent_down(judged);
     }
 
+    /// The earliest arrival from anyone but `id` (the other peers' and
+    /// the other traffic's last two) at or after `from`: when evidence
+    /// against `id`'s silence arrived, if it did.
+    fn first_evidence(&self, id: ProxyId, from: Instant) -> Option<Instant> {
+        let others = self
+            .peers
+            .iter()
+            .filter(|(&o, _)| o != id)
+            .flat_map(|(_, p)| [Some(p.last_heard), p.prev_heard]);
+        others
+            .chain([self.other_heard, self.other_prev])
+            .flatten()
+            .filter(|&t| t >= from)
+            .min()
+    }
+
+    /// When `p`'s verdict is due at the latest with the hold on: at its
+    /// fallback bound, or once evidence is `grace` old.
+    fn held_due(&self, id: ProxyId, p: &Peer) -> Instant {
+        let from = p.last_heard + self.cfg.evidence_after();
+        let bound = p.last_heard + self.cfg.down_bound();
+        self.first_evidence(id, from)
+            .map_or(bound, |o| bound.min(o + self.cfg.grace()))
+    }
+
     fn declare_silent_down(&mut self, now: Instant) {
         let dead_after = self.cfg.dead_after();
-        for (&id, p) in self.peers.iter_mut() {
-            if p.up && p.last_heard + dead_after <= now {
+        let hold = self.cfg.hold > 0;
+        let suspects: Vec<(ProxyId, bool)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.up && p.last_heard + dead_after <= now)
+            .map(|(&id, p)| (id, !hold || self.held_due(id, p) <= now))
+            .collect();
+        for (id, down) in suspects {
+            let Some(p) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            if down {
                 p.up = false;
+                p.held = false;
                 self.stats.downs += 1;
                 self.events.push_back(DetectorEvent::ProxyDown { id });
+            } else if !p.held {
+                p.held = true;
+                self.stats.held += 1;
             }
         }
-        self.update_oldest_live();
+        self.update_next_due();
+    }
+
+    /// Whether `id` is up but held as a suspect of a common silence.
+    pub fn is_held(&self, id: ProxyId) -> bool {
+        self.peers.get(&id).is_some_and(|p| p.up && p.held)
     }
 
     /// Next membership event, in the order they happened.
@@ -291,6 +439,7 @@ mod tests {
         FailureDetector::new(DetectorConfig {
             interval: Duration::from_millis(interval_ms),
             missed,
+            hold: 0,
         })
     }
 
@@ -521,6 +670,252 @@ mod tests {
             // Declared down at the first watermark at or after last + 3t.
             proptest::prop_assert!(detected >= last + 3 * t);
             proptest::prop_assert!(prev < last + 3 * t, "{prev} {last}");
+        }
+    }
+
+    fn held_det(hold: u32) -> FailureDetector {
+        FailureDetector::new(DetectorConfig {
+            interval: Duration::from_millis(10),
+            missed: 3,
+            hold,
+        })
+    }
+
+    #[test]
+    fn a_common_silence_holds_the_verdict_until_the_beats_return() {
+        let mut d = held_det(2);
+        for seq in 0..5u64 {
+            d.handle_heartbeat(ms(seq * 10), &beat(1, 1, seq, 1));
+            d.handle_heartbeat(ms(seq * 10 + 4), &beat(2, 1, seq, 1));
+        }
+        d.handle_listened(ms(45));
+        drain(&mut d);
+        // Nothing arrives from anyone for 40 ms (p1 last at 40, p2 at 44).
+        d.handle_listened(ms(70));
+        d.handle_listened(ms(79));
+        assert!(d.is_held(ProxyId(1)) && d.is_held(ProxyId(2)));
+        assert_eq!(drain(&mut d), []);
+        assert_eq!(d.stats().held, 2);
+        // The backlog comes in together: both up again, nothing reported.
+        for seq in 5..9u64 {
+            d.handle_heartbeat(ms(80), &beat(1, 1, seq, 1));
+            d.handle_heartbeat(ms(80), &beat(2, 1, seq, 1));
+        }
+        d.handle_listened(ms(81));
+        assert_eq!(drain(&mut d), []);
+        assert!(!d.is_held(ProxyId(1)) && d.is_up(ProxyId(1)));
+        // The same silence without the hold is two false calls.
+        let mut plain = held_det(0);
+        plain.handle_heartbeat(ms(40), &beat(1, 1, 0, 1));
+        plain.handle_heartbeat(ms(44), &beat(2, 1, 0, 1));
+        plain.handle_listened(ms(79));
+        assert_eq!(plain.stats().downs, 2);
+    }
+
+    #[test]
+    fn a_lone_silence_is_declared_on_time_when_another_peer_beats() {
+        let mut d = held_det(2);
+        d.handle_heartbeat(ms(0), &beat(1, 1, 0, 1));
+        for seq in 0..3u64 {
+            d.handle_heartbeat(ms(seq * 10 + 7), &beat(2, 1, seq, 1));
+            d.handle_listened(ms(seq * 10 + 8));
+        }
+        drain(&mut d);
+        // p2 was heard at 27 >= 0 + 20: p1 goes at its plain deadline.
+        d.handle_listened(ms(29));
+        assert!(d.is_up(ProxyId(1)));
+        d.handle_listened(ms(30));
+        assert_eq!(drain(&mut d), [ProxyDown { id: ProxyId(1) }]);
+        assert_eq!(d.stats().held, 0);
+    }
+
+    #[test]
+    fn a_held_suspect_falls_at_the_first_evidence_or_the_bound() {
+        // Without a watermark (the simulator): p1 and p2 fall silent
+        // together, then p2 resumes.
+        let mut d = held_det(2);
+        d.handle_heartbeat(ms(0), &beat(1, 1, 0, 1));
+        d.handle_heartbeat(ms(2), &beat(2, 1, 0, 1));
+        drain(&mut d);
+        assert_eq!(d.poll_timeout(), Some(ms(30)));
+        d.handle_timeout(ms(30));
+        assert!(d.is_held(ProxyId(1)));
+        // p1's fallback is next, then p2's deadline.
+        assert_eq!(d.poll_timeout(), Some(ms(32)));
+        d.handle_timeout(ms(32));
+        assert!(d.is_held(ProxyId(2)));
+        assert_eq!(d.poll_timeout(), Some(ms(50)));
+        // p2's beat at 41 is evidence once `grace` (5 ms) old.
+        d.handle_heartbeat(ms(41), &beat(2, 1, 1, 1));
+        assert!(d.is_up(ProxyId(2)) && !d.is_held(ProxyId(2)));
+        assert_eq!(d.poll_timeout(), Some(ms(46)));
+        d.handle_timeout(ms(45));
+        assert_eq!(drain(&mut d), []);
+        d.handle_timeout(ms(46));
+        assert_eq!(drain(&mut d), [ProxyDown { id: ProxyId(1) }]);
+        // A lone peer: the fallback bound, `(3 + 2) · 10` after its beat.
+        d.handle_timeout(ms(70));
+        assert!(!d.is_held(ProxyId(2)));
+        d.handle_timeout(ms(71));
+        assert!(d.is_held(ProxyId(2)));
+        assert_eq!(d.poll_timeout(), Some(ms(91)));
+        d.handle_timeout(ms(90));
+        assert!(d.is_up(ProxyId(2)));
+        d.handle_timeout(ms(91));
+        assert_eq!(drain(&mut d), [ProxyDown { id: ProxyId(2) }]);
+        assert_eq!(d.poll_timeout(), None);
+    }
+
+    #[test]
+    fn other_traffic_is_evidence_too() {
+        let mut d = held_det(2);
+        d.handle_heartbeat(ms(0), &beat(1, 1, 0, 1));
+        d.handle_listened(ms(1));
+        d.handle_heard(ms(14));
+        d.handle_listened(ms(30));
+        assert!(d.is_held(ProxyId(1)), "heard before 0 + 15 proves nothing");
+        // Heard at 31: evidence from 36 on (queued beats of a common
+        // stall arrive within the grace).
+        d.handle_heard(ms(31));
+        d.handle_listened(ms(35));
+        assert!(d.is_held(ProxyId(1)));
+        d.handle_listened(ms(36));
+        assert_eq!(
+            drain(&mut d),
+            [
+                ProxyUp {
+                    id: ProxyId(1),
+                    weight: 1
+                },
+                ProxyDown { id: ProxyId(1) }
+            ]
+        );
+    }
+
+    /// Beat arrivals of `n` peers (phase `phase[i]`, jitter below `J`),
+    /// each sent before `until[i]`, as (time, peer, seq) in arrival order.
+    fn arrivals(phase: &[u64], jit: &[u64], until: &[u64], end: u64) -> Vec<(u64, u16, u64)> {
+        let mut a = Vec::new();
+        for (i, (&ph, &u)) in phase.iter().zip(until).enumerate() {
+            let mut m = 0u64;
+            while ph + m * 10 < u.min(end) {
+                let j = jit[(i * 97 + m as usize) % jit.len()];
+                a.push((ph + m * 10 + j, i as u16 + 1, m));
+                m += 1;
+            }
+        }
+        a.sort();
+        a
+    }
+
+    /// Feeds `arr` (mapped by `at`) and judges with watermarks every
+    /// `steps[..]` ms until `end`; returns each peer's down time.
+    fn judge(
+        d: &mut FailureDetector,
+        arr: &[(u64, u16, u64)],
+        steps: &[u64],
+        end: u64,
+    ) -> BTreeMap<u16, u64> {
+        let mut downs = BTreeMap::new();
+        let (mut next, mut now, mut k) = (0, 0u64, 0);
+        while now < end {
+            now += steps[k % steps.len()];
+            k += 1;
+            while next < arr.len() && arr[next].0 < now {
+                let (at, id, seq) = arr[next];
+                d.handle_heartbeat(ms(at), &beat(id, 1, seq, 1));
+                next += 1;
+            }
+            d.handle_listened(ms(now));
+            for e in std::iter::from_fn(|| d.poll_event()) {
+                if let ProxyDown { id } = e {
+                    downs.insert(id.0, now);
+                }
+            }
+        }
+        downs
+    }
+
+    proptest::proptest! {
+        /// A crash of any subset of 1..=4 peers (10 ms beats, up to 4 ms
+        /// late, 3 missed, hold 2, watermarks every 1..=5 ms): no survivor
+        /// is declared down; a crashed peer is declared at or after
+        /// `last + 30`, by the first watermark past `last + 30 + 4` while
+        /// some peer survives, and at the first past `last + 50` when all
+        /// crashed.
+        #[test]
+        fn a_crash_of_any_subset_is_declared_within_the_bound(
+            n in 1usize..=4,
+            phase in proptest::collection::vec(0u64..10, 4),
+            jit in proptest::collection::vec(0u64..4, 16),
+            crashed in 1u8..16,
+            crash_at in 100u64..200,
+            steps in proptest::collection::vec(1u64..=5, 8),
+        ) {
+            let crashed = |i: usize| crashed & (1 << i) != 0;
+            let any_crash = (0..n).any(crashed);
+            proptest::prop_assume!(any_crash);
+            let survivors = (0..n).any(|i| !crashed(i));
+            let until: Vec<u64> = (0..n).map(|i| if crashed(i) { crash_at } else { u64::MAX }).collect();
+            let end = 400;
+            let arr = arrivals(&phase[..n], &jit, &until, end + 10);
+            let mut d = held_det(2);
+            let downs = judge(&mut d, &arr, &steps, end);
+            for i in 0..n {
+                let id = i as u16 + 1;
+                if !crashed(i) {
+                    proptest::prop_assert!(!downs.contains_key(&id), "survivor {id} declared down");
+                    continue;
+                }
+                let last = arr.iter().filter(|a| a.1 == id).map(|a| a.0).max().unwrap();
+                let at = *downs.get(&id).expect("crash declared");
+                proptest::prop_assert!(at >= last + 30, "{id}: {at} < {last} + 30");
+                let bound = if survivors { last + 30 + 4 } else { last + 50 };
+                proptest::prop_assert!(at < bound + 5, "{id}: {at} vs {bound}");
+                if !survivors {
+                    proptest::prop_assert!(at >= last + 50, "{id}: no evidence, {at} < {last} + 50");
+                }
+            }
+        }
+
+        /// A silence common to all peers (nothing arrives in `[s, s+len)`,
+        /// then each peer's backlog within 4 ms) never declares anyone
+        /// before its fallback bound, so a silence ending within `50 ms`
+        /// of every peer's last beat is no false call at all.
+        #[test]
+        fn a_common_silence_shorter_than_the_bound_is_no_false_call(
+            n in 1usize..=4,
+            phase in proptest::collection::vec(0u64..10, 4),
+            jit in proptest::collection::vec(0u64..4, 16),
+            s in 100u64..200,
+            len in 0u64..80,
+            spread in proptest::collection::vec(0u64..5, 4),
+            steps in proptest::collection::vec(1u64..=5, 8),
+        ) {
+            let until = vec![u64::MAX; n];
+            let end = 400;
+            // Each peer's backlog arrives up to 4 ms (< grace) after the
+            // silence ends.
+            let late = |id: u16| s + len + spread[usize::from(id) - 1];
+            let arr: Vec<(u64, u16, u64)> = arrivals(&phase[..n], &jit, &until, end + 10)
+                .into_iter()
+                .map(|(at, id, seq)| (if (s..late(id)).contains(&at) { late(id) } else { at }, id, seq))
+                .collect();
+            let mut arr = arr;
+            arr.sort();
+            let last_before: Vec<u64> = (1..=n as u16)
+                .map(|id| arr.iter().filter(|a| a.1 == id && a.0 < s).map(|a| a.0).max().unwrap())
+                .collect();
+            let mut d = held_det(2);
+            let downs = judge(&mut d, &arr, &steps, end);
+            let short = (1..=n as u16).all(|id| late(id) < last_before[usize::from(id) - 1] + 50);
+            if short {
+                proptest::prop_assert!(downs.is_empty(), "false call {downs:?}");
+            }
+            for (&id, &at) in &downs {
+                let l = last_before[usize::from(id) - 1];
+                proptest::prop_assert!(at >= l + 50, "{id} declared at {at}, last {l}");
+            }
         }
     }
 

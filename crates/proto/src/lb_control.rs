@@ -11,7 +11,7 @@
 //! Heartbeats from ids that are not configured are dropped and counted: the
 //! lb only forwards to proxies whose address it knows.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use core::net::Ipv4Addr;
 use core::time::Duration;
@@ -26,8 +26,15 @@ use crate::Instant;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DownReason {
     /// No heartbeat for `missed` intervals; `silence` is the time since the
-    /// last one when the detector fired.
-    HeartbeatsMissed { missed: u32, silence: Duration },
+    /// last one when the detector fired, `others` the shortest silence of
+    /// the other configured proxies at that moment (`None`: none heard
+    /// yet). An `others` as long as `silence` means every proxy went quiet
+    /// together, which points at the lb or the path rather than the proxy.
+    HeartbeatsMissed {
+        missed: u32,
+        silence: Duration,
+        others: Option<Duration>,
+    },
     /// A heartbeat with a new incarnation: the proxy restarted between
     /// beats (it comes back up at once).
     Restarted { old_epoch: u32, new_epoch: u32 },
@@ -59,6 +66,13 @@ pub enum LbControlEvent {
     },
     /// [`LbControl::table_members`] changed: rebuild the data-plane table.
     TableChanged,
+    /// The proxy missed its beats while every proxy was silent together:
+    /// the verdict is held (`FailureDetector`'s common-silence rule);
+    /// `silence` since its last beat. Reported once per silence.
+    Held {
+        id: ProxyId,
+        silence: Duration,
+    },
 }
 
 /// Why a heartbeat datagram was dropped.
@@ -101,6 +115,9 @@ pub struct LbControlStats {
     /// Proxies declared down because their heartbeats stopped.
     pub detections: u64,
     pub restarts: u64,
+    /// Suspects whose verdict was held because every proxy was silent
+    /// together (`FailureDetector`'s common-silence rule).
+    pub held: u64,
 }
 
 /// The lb's membership state machine.
@@ -111,6 +128,8 @@ pub struct LbControl {
     events: VecDeque<LbControlEvent>,
     stats: LbControlStats,
     table: ProxySet,
+    /// Held suspects already reported.
+    held: BTreeSet<ProxyId>,
 }
 
 impl LbControl {
@@ -141,11 +160,23 @@ impl LbControl {
             events: VecDeque::new(),
             stats: LbControlStats::default(),
             table: ProxySet::new(),
+            held: BTreeSet::new(),
         }
     }
 
     pub fn stats(&self) -> LbControlStats {
-        self.stats
+        LbControlStats {
+            held: self.detector.stats().held,
+            ..self.stats
+        }
+    }
+
+    /// Other traffic on the heartbeat socket (the peer lb's beats) arrived
+    /// at `at`: evidence that this lb was receiving then
+    /// ([`FailureDetector::handle_heard`]).
+    pub fn handle_heard(&mut self, at: Instant) {
+        self.detector.handle_heard(at);
+        self.drain(at, 0);
     }
 
     /// Configured proxies with their addresses, in id order.
@@ -239,6 +270,16 @@ impl LbControl {
     }
 
     fn drain(&mut self, now: Instant, old_epoch: u32) {
+        for (&id, m) in &self.members {
+            if !self.detector.is_held(id) {
+                self.held.remove(&id);
+            } else if self.held.insert(id) {
+                let silence = m
+                    .last_heard
+                    .map_or(Duration::ZERO, |t| now.saturating_since(t));
+                self.events.push_back(LbControlEvent::Held { id, silence });
+            }
+        }
         let missed = self.detector.config().missed.max(1);
         while let Some(ev) = self.detector.poll_event() {
             match ev {
@@ -256,11 +297,19 @@ impl LbControl {
                         }
                     } else {
                         self.stats.detections += 1;
+                        let others = self
+                            .members
+                            .iter()
+                            .filter(|(&o, _)| o != id)
+                            .filter_map(|(_, o)| o.last_heard)
+                            .map(|t| now.saturating_since(t))
+                            .min();
                         DownReason::HeartbeatsMissed {
                             missed,
                             silence: m
                                 .last_heard
                                 .map_or(Duration::ZERO, |t| now.saturating_since(t)),
+                            others,
                         }
                     };
                     self.events
@@ -335,6 +384,7 @@ mod tests {
             DetectorConfig {
                 interval: Duration::from_millis(10),
                 missed: 3,
+                hold: 0,
             },
             [
                 (p(1), Ipv4Addr::new(198, 18, 0, 11)),
@@ -413,7 +463,8 @@ mod tests {
                     id: p(1),
                     reason: DownReason::HeartbeatsMissed {
                         missed: 3,
-                        silence: Duration::from_millis(30)
+                        silence: Duration::from_millis(30),
+                        others: Some(Duration::ZERO)
                     }
                 },
                 TableChanged
@@ -451,12 +502,57 @@ mod tests {
                     id: p(1),
                     reason: DownReason::HeartbeatsMissed {
                         missed: 3,
-                        silence: Duration::from_millis(30)
+                        silence: Duration::from_millis(30),
+                        others: None
                     }
                 },
                 TableChanged
             ]
         );
+    }
+
+    #[test]
+    fn a_common_silence_is_reported_held_and_no_proxy_leaves_the_table() {
+        let mut c = LbControl::new(
+            DetectorConfig {
+                interval: Duration::from_millis(10),
+                missed: 3,
+                hold: 2,
+            },
+            [
+                (p(1), Ipv4Addr::new(198, 18, 0, 11)),
+                (p(2), Ipv4Addr::new(198, 18, 0, 12)),
+            ],
+        );
+        c.set_reachable(p(1), true);
+        c.set_reachable(p(2), true);
+        c.handle_datagram(ms(0), &beat(1, 1, 0, 5)).unwrap();
+        c.handle_datagram(ms(3), &beat(2, 1, 0, 5)).unwrap();
+        c.handle_listened(ms(4));
+        drain(&mut c);
+        // Nothing from anyone until 45 (a pause of the whole machine).
+        c.handle_listened(ms(31));
+        c.handle_listened(ms(40));
+        assert_eq!(
+            drain(&mut c),
+            [
+                Held {
+                    id: p(1),
+                    silence: Duration::from_millis(31)
+                },
+                Held {
+                    id: p(2),
+                    silence: Duration::from_millis(37)
+                }
+            ]
+        );
+        assert_eq!(c.stats().held, 2);
+        c.handle_datagram(ms(45), &beat(1, 1, 1, 5)).unwrap();
+        c.handle_datagram(ms(45), &beat(2, 1, 1, 5)).unwrap();
+        c.handle_listened(ms(46));
+        assert!(drain(&mut c).is_empty());
+        assert_eq!(members(&c), [(p(1), 5), (p(2), 5)]);
+        assert_eq!(c.stats().detections, 0);
     }
 
     #[test]

@@ -401,6 +401,7 @@ mod tests {
         DetectorConfig {
             interval: T,
             missed: 3,
+            hold: 0,
         }
     }
 

@@ -349,6 +349,7 @@ mod tests {
         let d = DetectorConfig {
             interval: Duration::from_millis(10),
             missed: 3,
+            hold: 0,
         };
         assert_eq!(OrphanConfig::for_detector(d).grace, GRACE);
     }

@@ -47,6 +47,7 @@ impl Proxy {
             peers: FailureDetector::new(DetectorConfig {
                 interval: HB,
                 missed: 3,
+                hold: 0,
             }),
             rep: Replicator::new(ReplicatorConfig::new(id)),
             td: Teardown::new(now, id, cfg),
@@ -91,6 +92,7 @@ impl Tier {
             lb_detector: FailureDetector::new(DetectorConfig {
                 interval: HB,
                 missed: 3,
+                hold: 0,
             }),
             lb: Balancer::new(LbMode::FlowHash),
             proxies: (1..=n).map(|i| Proxy::new(now, i)).collect(),

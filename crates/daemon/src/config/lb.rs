@@ -18,6 +18,7 @@
 //! listen = "198.18.1.1:7000"
 //! interval_ms = 10
 //! misses = 3
+//! hold = 2                    # extra intervals a verdict waits while all proxies are silent
 //!
 //! [peer]                      # optional: primary/backup pair
 //! addr = "198.18.1.9:7000"    # the other lb's heartbeat.listen
@@ -102,6 +103,9 @@ pub struct LbConfig {
     pub heartbeat_interval: Duration,
     /// Missed heartbeats after which a proxy is declared dead.
     pub misses: u32,
+    /// Extra intervals a verdict is held while every proxy is silent
+    /// together (`proto::detector`'s common-silence rule; 0: off).
+    pub hold: u32,
     pub proxies: Vec<LbProxy>,
     pub log: LogConfig,
     /// Packets per burst in `burst` mode (default 40, paper §7.1).
@@ -142,6 +146,7 @@ struct RawHeartbeat {
     listen: Spanned<String>,
     interval_ms: Option<Spanned<u64>>,
     misses: Option<Spanned<u32>>,
+    hold: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -206,6 +211,10 @@ impl LbConfig {
         let misses = match &hb.misses {
             None => 3,
             Some(v) => within(src, v, "heartbeat.misses", 1, 100)?,
+        };
+        let hold = match &hb.hold {
+            None => ftsplice_proto::detector::LB_HOLD,
+            Some(v) => within(src, v, "heartbeat.hold", 0, 100)?,
         };
         let mut ids = BTreeSet::new();
         let mut proxies = Vec::new();
@@ -305,6 +314,7 @@ impl LbConfig {
             heartbeat_listen,
             heartbeat_interval,
             misses,
+            hold,
             proxies,
             log: raw.log.validate(src)?,
         })
@@ -331,6 +341,13 @@ mod tests {
             (40, XdpMode::Auto, true)
         );
         assert_eq!(c.resolve_interval, Duration::from_secs(1));
+        assert_eq!((c.misses, c.hold), (3, 2));
+        let c = load(&format!("{BASE}hold = 0\n")).unwrap();
+        assert_eq!(c.hold, 0);
+        let e = load(&format!("{BASE}hold = 101\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("heartbeat.hold"), "{e}");
     }
 
     #[test]

@@ -87,6 +87,7 @@ struct Metrics {
     takeovers: Counter,
     table_updates: Counter,
     silence_ms: Gauge,
+    held: Counter,
     packets: Vec<(BpfCounter, Counter, u64)>,
     reg: Registry,
 }
@@ -152,6 +153,11 @@ impl Metrics {
             silence_ms: reg.gauge(
                 "ftsplice_lb_last_detection_silence_ms",
                 "Heartbeat silence when the last proxy was declared down",
+                &[],
+            ),
+            held: reg.counter(
+                "ftsplice_lb_held_total",
+                "Suspects whose verdict was held because every proxy was silent together",
                 &[],
             ),
             packets,
@@ -228,6 +234,8 @@ struct Lb {
     pushed_at: Instant,
     /// Gratuitous ARPs of an lb without a peer (a pair schedules its own).
     announcer: Announcer,
+    /// Arrival of the last datagram from the peer lb (for logs).
+    peer_heard: Option<Instant>,
 }
 
 /// Runs the lb until `shutdown` completes.
@@ -295,6 +303,7 @@ pub async fn run(
     let det = DetectorConfig {
         interval: cfg.heartbeat_interval,
         missed: cfg.misses,
+        hold: cfg.hold,
     };
     let control = LbControl::new(det, cfg.proxies.iter().map(|p| (ProxyId(p.id), p.addr)));
     let pair = cfg.peer.as_ref().map(|p| {
@@ -350,6 +359,7 @@ pub async fn run(
         pushed: (false, Vec::new()),
         pushed_at: Instant::ZERO,
         announcer: Announcer::default(),
+        peer_heard: None,
         cfg,
     };
     if std::net::UdpSocket::bind((lb.cfg.vip, 0)).is_ok() {
@@ -520,6 +530,10 @@ impl Lb {
             .as_ref()
             .is_some_and(|p| SocketAddr::V4(p.addr).ip() == from.ip());
         if from_peer {
+            self.peer_heard = Some(now);
+            // The peer lb's beats share this socket and path: they tell
+            // a proxy's own silence from one common to everything we hear.
+            self.control.handle_heard(now);
             if let Some(p) = self.pair.as_mut() {
                 if let Err(e) = p.handle_datagram(now, data) {
                     self.m.dropped("peer");
@@ -563,11 +577,24 @@ impl Lb {
                     self.m.proxy(id, Some(true), Some(weight));
                 }
                 LbControlEvent::ProxyDown { id, reason } => match reason {
-                    DownReason::HeartbeatsMissed { missed, silence } => {
+                    DownReason::HeartbeatsMissed {
+                        missed,
+                        silence,
+                        others,
+                    } => {
+                        // Other proxies' and the peer lb's silence at the
+                        // same moment: all quiet together points at this
+                        // lb or the path, not at the proxy.
+                        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+                        let peer_lb = self
+                            .peer_heard
+                            .map(|t| ms(clock::now().saturating_since(t)));
                         tracing::warn!(
                             proxy = id.0,
                             missed,
-                            silence_ms = silence.as_secs_f64() * 1e3,
+                            silence_ms = ms(silence),
+                            others_silence_ms = others.map(ms),
+                            peer_lb_silence_ms = peer_lb,
                             "proxy down: heartbeats missed"
                         );
                         self.m.detections.inc();
@@ -590,6 +617,14 @@ impl Lb {
                     tracing::debug!(proxy = id.0, reachable, "proxy reachability changed");
                 }
                 LbControlEvent::TableChanged => self.table_stale = true,
+                LbControlEvent::Held { id, silence } => {
+                    tracing::info!(
+                        proxy = id.0,
+                        silence_ms = silence.as_secs_f64() * 1e3,
+                        "proxy verdict held: every proxy silent together"
+                    );
+                    self.m.held.inc();
+                }
             }
         }
         self.m.live.set(self.control.live().count() as i64);

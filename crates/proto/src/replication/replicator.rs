@@ -21,6 +21,17 @@
 //!   creator either has it in its own snapshot or already counts the joiner
 //!   as a peer and sends it the create. A new peer is also added to the
 //!   waiting set of every pending change.
+//! - Catch-up: a peer declared down may not have been down at all (a false
+//!   call: beats lost or late here while it saw ours). It never pulls our
+//!   table then, so every local change made while we thought it down
+//!   would be missing there for good. So the replicator remembers the ids
+//!   of local changes (creates, updates, deletes) made while a peer it had
+//!   seen is down, and when that peer comes back it pushes each one again
+//!   (the splice's current version, or its delete) like a change of its
+//!   own, acknowledged and retransmitted, besides pulling the peer's
+//!   table as on any peer-up. Bounded by `max_splices` ids per peer; past
+//!   that it pushes the whole table instead. A restarted peer pulls our
+//!   table anyway; the extra pushes only repeat what it gets.
 //! - [`Message::Fin`] and [`Message::Activity`] belong to
 //!   [`crate::teardown`], [`Message::PreSplice`] to
 //!   [`crate::orphan_records`]; the replicator ignores them (counted).
@@ -98,6 +109,8 @@ pub struct ReplicatorStats {
     pub refused_full: u64,
     pub tombstoned: u64,
     pub snapshot_chunks_served: u64,
+    /// Changes pushed again to a peer back from down (catch-up).
+    pub caught_up: u64,
     pub snapshot_splices_installed: u64,
     /// Messages for other state machines (Fin, Activity) or unexpected ones.
     pub ignored: u64,
@@ -111,6 +124,14 @@ struct Pending {
     reported: bool,
     retries: u32,
     next: Instant,
+}
+
+/// Local changes a down peer missed.
+#[derive(Clone, Debug, Default)]
+struct Missed {
+    ids: BTreeSet<SpliceId>,
+    /// More than `max_splices` ids: push the whole table.
+    overflow: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -130,6 +151,9 @@ pub struct Replicator {
     pulls: BTreeMap<ProxyId, Pull>,
     tombstones: BTreeMap<SpliceId, u32>,
     tomb_order: VecDeque<(SpliceId, u32)>,
+    /// Peers seen and then declared down, with the local changes made
+    /// since (module docs, catch-up).
+    absent: BTreeMap<ProxyId, Missed>,
     out: VecDeque<(ProxyId, Message)>,
     events: VecDeque<ReplicatorEvent>,
     stats: ReplicatorStats,
@@ -145,6 +169,7 @@ impl Replicator {
             pulls: BTreeMap::new(),
             tombstones: BTreeMap::new(),
             tomb_order: VecDeque::new(),
+            absent: BTreeMap::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
             stats: ReplicatorStats::default(),
@@ -206,6 +231,17 @@ impl Replicator {
     }
 
     fn start(&mut self, now: Instant, id: SpliceId, version: u32, msg: Message) {
+        let bound = self.cfg.max_splices.max(1);
+        for m in self.absent.values_mut() {
+            if m.overflow {
+                continue;
+            }
+            m.ids.insert(id);
+            if m.ids.len() > bound {
+                m.ids.clear();
+                m.overflow = true;
+            }
+        }
         if self.peers.is_empty() {
             self.pending.remove(&id);
             self.events.push_back(ReplicatorEvent::Replicated {
@@ -243,6 +279,9 @@ impl Replicator {
                 self.stats.sent += 1;
             }
         }
+        if let Some(missed) = self.absent.remove(&peer) {
+            self.catch_up(now, peer, missed);
+        }
         let pull = Pull {
             from: SpliceId(0),
             retries: 0,
@@ -254,8 +293,49 @@ impl Replicator {
         self.stats.sent += 1;
     }
 
-    /// A peer died: stop waiting for it.
+    /// Pushes `peer` the local changes it missed while it was down (the
+    /// ones still pending already went to it with the peer-up).
+    fn catch_up(&mut self, now: Instant, peer: ProxyId, missed: Missed) {
+        let ids: Vec<SpliceId> = if missed.overflow {
+            self.table.range_from(SpliceId(0)).map(|s| s.id).collect()
+        } else {
+            missed.ids.into_iter().collect()
+        };
+        for id in ids {
+            if self.pending.contains_key(&id) {
+                continue;
+            }
+            let (msg, version) = match self.table.get(id) {
+                Some(s) => (Message::Create(s.clone()), s.version),
+                None => match self.tombstones.get(&id) {
+                    Some(&version) => (Message::Delete { id, version }, version),
+                    // Forgotten: the peer's idle rule is the backstop.
+                    None => continue,
+                },
+            };
+            self.out.push_back((peer, msg.clone()));
+            self.stats.sent += 1;
+            self.stats.caught_up += 1;
+            self.pending.insert(
+                id,
+                Pending {
+                    msg,
+                    version,
+                    waiting: BTreeSet::from([peer]),
+                    // Its creation was reported long ago.
+                    reported: true,
+                    retries: 0,
+                    next: now + self.cfg.rto,
+                },
+            );
+        }
+    }
+
+    /// A peer died: stop waiting for it, and remember what it misses.
     pub fn handle_peer_down(&mut self, peer: ProxyId) {
+        if self.peers.contains(&peer) {
+            self.absent.entry(peer).or_default();
+        }
         self.peers.remove(&peer);
         self.pulls.remove(&peer);
         let ids: Vec<SpliceId> = self.pending.keys().copied().collect();
@@ -669,6 +749,90 @@ mod tests {
         assert_eq!(events(&mut a), []);
         assert_eq!(a.pending(), 0);
         assert_eq!(a.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_peer_back_from_a_false_down_gets_what_it_missed() {
+        // a and b are linked; a declares b down (a false call: b never saw
+        // a go, so b never pulls a's table again).
+        let mut reps = [rep(1), rep(2)];
+        link(&mut reps);
+        let mut rng = SplitMix64::new(5);
+        let mut now = run(&mut reps, ms(0), 0, &mut rng);
+        reps[0].create(now, splice(7, 1, 1, 1)).unwrap();
+        reps[0].create(now, splice(8, 1, 2, 2)).unwrap();
+        now = run(&mut reps, now, 0, &mut rng);
+        reps[0].handle_peer_down(ProxyId(2));
+        // Made while b is down here: a create, an update, a delete.
+        reps[0].create(now, splice(9, 1, 3, 3)).unwrap();
+        reps[0].update(now, splice(7, 2, 1, 1)).unwrap();
+        reps[0].delete(now, SpliceId(8));
+        assert_eq!(
+            events(&mut reps[0])
+                .into_iter()
+                .filter(|e| matches!(e, Replicated { acked_by: None, .. }))
+                .count(),
+            3,
+            "no peer to ack them"
+        );
+        outbox(&mut reps[0]);
+        assert_eq!(
+            reps[1].table().ids().collect::<Vec<_>>(),
+            [SpliceId(7), SpliceId(8)]
+        );
+        // b's beats are heard again.
+        reps[0].handle_peer_up(now, ProxyId(2));
+        now = run(&mut reps, now, 0, &mut rng);
+        tables_equal(&reps);
+        assert_eq!(
+            reps[1].table().ids().collect::<Vec<_>>(),
+            [SpliceId(7), SpliceId(9)]
+        );
+        assert_eq!(reps[1].table().get(SpliceId(7)).unwrap().version, 2);
+        assert_eq!(reps[0].stats().caught_up, 3);
+        assert_eq!(reps[0].pending(), 0, "the pushes were acked");
+        // No second report of the old creations.
+        assert!(!events(&mut reps[0])
+            .iter()
+            .any(|e| matches!(e, Replicated { .. })));
+        // A restart (down then up at once) pushes nothing.
+        reps[0].handle_peer_down(ProxyId(2));
+        reps[0].handle_peer_up(now, ProxyId(2));
+        assert!(outbox(&mut reps[0])
+            .iter()
+            .all(|(_, m)| matches!(m, Message::SnapshotRequest { .. })));
+        let _ = run(&mut reps, now, 0, &mut rng);
+        assert_eq!(reps[0].stats().caught_up, 3);
+    }
+
+    #[test]
+    fn catch_up_past_its_bound_pushes_the_whole_table() {
+        let mut a = Replicator::new(ReplicatorConfig {
+            max_splices: 2,
+            ..ReplicatorConfig::new(ProxyId(1))
+        });
+        a.handle_peer_up(ms(0), ProxyId(2));
+        a.handle_peer_down(ProxyId(2));
+        a.create(ms(1), splice(1, 1, 1, 1)).unwrap();
+        a.create(ms(1), splice(2, 1, 2, 2)).unwrap();
+        a.delete(ms(1), SpliceId(1));
+        a.create(ms(1), splice(3, 1, 3, 3)).unwrap();
+        outbox(&mut a);
+        a.handle_peer_up(ms(2), ProxyId(2));
+        let pushed: Vec<Message> = outbox(&mut a)
+            .into_iter()
+            .map(|(_, m)| m)
+            .filter(|m| !matches!(m, Message::SnapshotRequest { .. }))
+            .collect();
+        // Three ids overflowed the bound of 2: the table goes instead
+        // (the delete of 1 is lost to it; the peer's idle rule remains).
+        assert_eq!(
+            pushed,
+            [
+                Message::Create(splice(2, 1, 2, 2)),
+                Message::Create(splice(3, 1, 3, 3))
+            ]
+        );
     }
 
     #[test]

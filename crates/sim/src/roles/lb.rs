@@ -65,7 +65,12 @@ impl Lb {
         Lb {
             balancer: Balancer::new(cfg.mode),
             detector: FailureDetector::new(cfg.detector),
-            primary: FailureDetector::new(cfg.detector),
+            // One peer (the primary): no other peer to tell a common
+            // silence by, so the plain rule.
+            primary: FailureDetector::new(DetectorConfig {
+                hold: 0,
+                ..cfg.detector
+            }),
             beat: None,
             active: false,
             forwarded: 0,

@@ -113,6 +113,7 @@ impl Proxy {
         let dcfg = DetectorConfig {
             interval: cfg.heartbeat,
             missed: cfg.missed,
+            hold: 0,
         };
         let detector = FailureDetector::new(dcfg);
         Proxy {

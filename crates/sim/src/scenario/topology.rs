@@ -231,6 +231,8 @@ pub fn spliced(p: &Params) -> Topology {
     let detector = DetectorConfig {
         interval: p.heartbeat,
         missed: p.missed,
+        // The lbs hold verdicts during common silences, like the daemon.
+        hold: ftsplice_proto::detector::LB_HOLD,
     };
     let vip = SocketAddrV4::new(VIP, HTTP);
     let (mut sim, sw, client, server) = client_and_server(p, vip, p.split.then_some(&members[..]));
