@@ -43,6 +43,7 @@ pub fn fuzz_datagrams(data: &[u8]) -> Seen {
     let cfg = DetectorConfig {
         interval: Duration::from_millis(10),
         missed: 3,
+        hold: 0,
     };
     let mut now = Instant::ZERO;
     let mut ctl = LbControl::new(
